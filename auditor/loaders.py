@@ -1,0 +1,266 @@
+"""Core model loaders: ``onnx:``, ``export:``, ``timm:``, ``factory:`` and (trusted) ``pickle:`` sources.
+
+Provenance (sha256, size, format, opset, producer) is recorded before anything in the
+file is executed. Full-module pickles are refused unless ``trust_model`` is set.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from auditor.errors import ModelLoadError
+from auditor.hookspecs import hookimpl
+from auditor.model import Classifier, ModelSpec, Preprocess, TorchClassifier, looks_like_probabilities
+from auditor.results import ModelInfo
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("onnx", "export", "timm", "factory", "pickle")
+MAX_MODEL_BYTES = 4 * 1024**3
+
+
+def file_provenance(path: Path) -> dict[str, object]:
+    if not path.exists():
+        raise ModelLoadError(f"model file {path} does not exist")
+    if not path.is_file():
+        raise ModelLoadError(f"model path {path} is not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelLoadError(f"model file {path} is empty")
+    if size > MAX_MODEL_BYTES:
+        raise ModelLoadError(f"model file {path} is {size} bytes; at most {MAX_MODEL_BYTES} are accepted")
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path), "sha256": digest.hexdigest(), "size_bytes": size}
+
+
+def split_source(source: str) -> tuple[str, str]:
+    """``scheme:rest``; a bare path ending in .onnx or .pt2 implies its scheme."""
+    lower = source.lower()
+    if lower.endswith(".onnx") and not lower.startswith(tuple(f"{s}:" for s in SCHEMES)):
+        return "onnx", source
+    if lower.endswith(".pt2") and not lower.startswith(tuple(f"{s}:" for s in SCHEMES)):
+        return "export", source
+    scheme, sep, rest = source.partition(":")
+    if not sep or scheme not in SCHEMES:
+        if lower.endswith((".pt", ".pth", ".pkl", ".bin", ".safetensors")):
+            raise ModelLoadError(
+                f"{source!r} holds weights or a pickle, not an architecture: use timm:ARCH or factory:module:function "
+                f"with --weights {source}, or pickle:{source} --trust-model for a full-module pickle you trust"
+            )
+        raise ModelLoadError(f"unknown model source {source!r}: expected one of {', '.join(s + ':' for s in SCHEMES)} or a .onnx/.pt2 path")
+    return scheme, rest
+
+
+# --------------------------------------------------------------------------- ONNX
+
+
+def load_onnx(path: Path, spec: ModelSpec) -> Classifier:
+    import onnx
+    import onnxruntime as ort
+
+    from auditor.onnx_model import OnnxClassifier, check_external_data, parameter_count
+
+    provenance = file_provenance(path)
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ModelLoadError(f"{path} is not a valid ONNX protobuf: {type(exc).__name__}: {exc}") from exc
+    if not proto.graph.node:
+        raise ModelLoadError(f"{path}: the ONNX graph has no nodes (corrupt or not an ONNX model)")
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    custom = sorted({o.domain for o in proto.opset_import if o.domain not in ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")})
+    info = ModelInfo(source=spec.source, format="onnx", opset=opset, producer=f"{proto.producer_name} {proto.producer_version}".strip(),
+                     metadata={p.key: p.value for p in proto.metadata_props}, parameter_count=parameter_count(proto),
+                     **provenance)  # type: ignore[arg-type]
+    if custom:
+        raise ModelLoadError(f"{path} uses operators from custom domains {custom}, which onnxruntime cannot run here")
+    initializer_names = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializer_names]
+    if len(inputs) != 1:
+        raise ModelLoadError(f"expected exactly one graph input (the image batch), got {len(inputs)}: {[i.name for i in inputs]}")
+    if len(proto.graph.output) != 1:
+        raise ModelLoadError(f"expected exactly one graph output (the class scores), got {len(proto.graph.output)}: {[o.name for o in proto.graph.output]}")
+    check_external_data(path, proto)
+    try:
+        onnx.load_external_data_for_model(proto, str(path.resolve().parent))
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read external data of {path}: {exc}") from exc
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelLoadError(f"onnxruntime cannot load {path}: {type(exc).__name__}: {str(exc)[:500]}") from exc
+    return OnnxClassifier(proto, session, spec, info)
+
+
+# --------------------------------------------------------------------------- torch
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Weights from a .safetensors file or a state-dict file loaded with ``weights_only=True``."""
+    file_provenance(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise ModelLoadError(f"cannot read safetensors file {path}: {exc}") from exc
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{path} is not a plain state dict loadable with weights_only=True ({type(exc).__name__}: {str(exc)[:300]}); "
+            "full-module pickles need pickle:PATH and --trust-model"
+        ) from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(f"{path}: expected a dict of tensors (a state dict), got {type(state).__name__}")
+    return state
+
+
+def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: model {list(expected[k].shape)} vs file {list(state[k].shape)}"
+              for k in sorted(set(expected) & set(state)) if expected[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:20]}{' ...' if len(missing) > 20 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}")
+        if shapes:
+            parts.append(f"shape mismatches {shapes[:20]}")
+        raise ModelLoadError(f"weights {origin} do not fit the architecture: " + "; ".join(parts))
+    net.load_state_dict(state)
+
+
+def _wrap_torch(net: nn.Module, spec: ModelSpec, info: ModelInfo) -> TorchClassifier:
+    if spec.input_shape is None:
+        raise ModelLoadError(f"{spec.source}: pass --input-shape C,H,W (torch models do not declare it)")
+    channels_last = spec.layout == "NHWC"
+    preprocess = Preprocess(spec.input_range, spec.mean, spec.std, channels_last)
+    probe = torch.rand((4, *spec.input_shape), generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            out = net.eval()(preprocess(probe))
+    except Exception as exc:
+        raise ModelLoadError(f"{spec.source}: forward pass on a {list(probe.shape)} batch failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise ModelLoadError(f"{spec.source}: expected a [N, classes] tensor output, got {getattr(out, 'shape', type(out).__name__)}")
+    num_classes = spec.num_classes or int(out.shape[1])
+    if out.shape[1] != num_classes:
+        raise ModelLoadError(f"{spec.source}: the model outputs {out.shape[1]} scores but {num_classes} classes were declared")
+    probabilities = spec.outputs == "probabilities" or (spec.outputs == "auto" and looks_like_probabilities(out))
+    info = info.model_copy(update={"layout": spec.layout if spec.layout != "auto" else "NCHW", "input_range": list(spec.input_range),
+                                   "mean": list(spec.mean) if spec.mean else None, "std": list(spec.std) if spec.std else None,
+                                   "outputs_probabilities": probabilities})
+    return TorchClassifier(net, info, num_classes=num_classes, input_shape=tuple(spec.input_shape),  # type: ignore[arg-type]
+                           preprocess=preprocess, probabilities=probabilities)
+
+
+def load_export(path: Path, spec: ModelSpec) -> Classifier:
+    info = ModelInfo(source=spec.source, format="torch.export", **file_provenance(path))  # type: ignore[arg-type]
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise ModelLoadError(f"{path} is not a torch.export archive: {type(exc).__name__}: {exc}") from exc
+    return _wrap_torch(program.module(), spec, info)
+
+
+def _num_classes_from_state(state: dict[str, torch.Tensor]) -> int | None:
+    matrices = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    return int(matrices[-1].shape[0]) if matrices else None
+
+
+def load_timm(arch: str, spec: ModelSpec) -> Classifier:
+    import timm
+
+    if arch not in timm.list_models():
+        close = timm.list_models(f"*{arch[:6]}*")[:10]
+        raise ModelLoadError(f"unknown timm architecture {arch!r}; similar: {close}")
+    if spec.weights is None:
+        raise ModelLoadError(f"timm:{arch} needs --weights (a state dict or .safetensors); pretrained downloads are not used")
+    state = load_state_dict(spec.weights)
+    info = ModelInfo(source=spec.source, format="timm+weights", **file_provenance(spec.weights))  # type: ignore[arg-type]
+    num_classes = spec.num_classes or _num_classes_from_state(state)
+    kwargs: dict[str, object] = {"pretrained": False, "num_classes": num_classes}
+    if spec.input_shape is not None:
+        kwargs["in_chans"] = spec.input_shape[0]
+    try:
+        net = timm.create_model(arch, **kwargs, img_size=spec.input_shape[1:]) if spec.input_shape else timm.create_model(arch, **kwargs)
+    except TypeError:
+        net = timm.create_model(arch, **kwargs)
+    apply_state_dict(net, state, str(spec.weights))
+    if spec.input_shape is None:
+        cfg = getattr(net, "pretrained_cfg", {}) or {}
+        spec = spec.model_copy(update={"input_shape": tuple(cfg.get("input_size", (3, 224, 224)))})
+    return _wrap_torch(net, spec, info)
+
+
+def load_factory(target: str, spec: ModelSpec) -> Classifier:
+    module_name, _, function_name = target.partition(":")
+    if not module_name or not function_name:
+        raise ModelLoadError(f"factory source must be factory:module:function, got factory:{target}")
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"cannot import factory {target!r}: {exc}") from exc
+    net = factory()
+    if not isinstance(net, nn.Module):
+        raise ModelLoadError(f"factory {target!r} returned {type(net).__name__}, expected a torch.nn.Module")
+    info = ModelInfo(source=spec.source, format="factory")
+    if spec.weights is not None:
+        apply_state_dict(net, load_state_dict(spec.weights), str(spec.weights))
+        info = info.model_copy(update=file_provenance(spec.weights))
+    return _wrap_torch(net, spec, info)
+
+
+def load_pickle(path: Path, spec: ModelSpec) -> Classifier:
+    provenance = file_provenance(path)
+    if not spec.trust_model:
+        raise ModelLoadError(
+            f"{path} would be unpickled, which runs code from the file; refused. Re-run with --trust-model only if you trust its author"
+        )
+    net = torch.load(str(path), map_location="cpu", weights_only=False)  # noqa: S614 - explicit trust flag
+    if not isinstance(net, nn.Module):
+        raise ModelLoadError(f"{path} unpickled to {type(net).__name__}, expected a torch.nn.Module")
+    return _wrap_torch(net, spec, ModelInfo(source=spec.source, format="pickle (trusted)", **provenance))  # type: ignore[arg-type]
+
+
+@hookimpl(trylast=True)
+def auditor_load_model(spec: ModelSpec) -> Classifier | None:
+    scheme, rest = split_source(spec.source)
+    if scheme == "onnx":
+        return load_onnx(Path(rest), spec)
+    if scheme == "export":
+        return load_export(Path(rest), spec)
+    if scheme == "timm":
+        return load_timm(rest, spec)
+    if scheme == "factory":
+        return load_factory(rest, spec)
+    return load_pickle(Path(rest), spec)
+
+
+def load_model(spec: ModelSpec, pm=None) -> Classifier:  # noqa: ANN001
+    """Load through the plugin manager's ``auditor_load_model`` hook (core loaders last)."""
+    if pm is None:
+        from auditor.plugins import get_plugin_manager
+
+        pm = get_plugin_manager(autoload=False)
+    model = pm.hook.auditor_load_model(spec=spec)
+    if model is None:
+        raise ModelLoadError(f"no loader accepted {spec.source!r}")
+    return model

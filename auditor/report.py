@@ -1,0 +1,85 @@
+"""Write ``report.json`` (the source of truth) and a self-contained ``report.html``, atomically."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
+
+from auditor.results import AuditReport, Severity
+
+log = logging.getLogger(__name__)
+
+_SEVERITY_CLASS = {Severity.HIGH: "sev-high", Severity.MEDIUM: "sev-medium", Severity.LOW: "sev-low", Severity.INFO: "sev-info"}
+
+
+def fmt_metric(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}".rstrip("0").rstrip(".") or "0"
+    return str(value)
+
+
+def _environment() -> Environment:
+    env = Environment(loader=ChoiceLoader([PackageLoader("auditor_reports", "templates")]), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update({"fmt": fmt_metric, "severity_class": lambda s: _SEVERITY_CLASS.get(Severity(s), "")})
+    return env
+
+
+def render_html(report: AuditReport) -> str:
+    env = _environment()
+    css = env.loader.get_source(env, "style.css")[0]  # type: ignore[union-attr]
+    counts = {s.value: sum(1 for f in report.findings if f.severity == s) for s in reversed(list(Severity))}
+    return env.get_template("report.html").render(report=report, css=css, findings=report.findings, severity_counts=counts,
+                                                  show_private=report.member_images)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def strip_private(report: AuditReport) -> AuditReport:
+    """A copy without member images (for reports that travel)."""
+    results = [r.model_copy(update={"figures": [f for f in r.figures if not f.private]}) for r in report.results]
+    return report.model_copy(update={"results": results, "member_images": False})
+
+
+def write_report(report: AuditReport, out_dir: Path) -> Path:
+    """Write report.json and report.html into ``out_dir``; returns the HTML path. Never leaves a half-written file."""
+    if not report.member_images:
+        report = strip_private(report)
+    html = render_html(report)  # render first: a template error must not replace a good report
+    payload = report.model_dump_json(indent=2)
+    atomic_write(out_dir / "report.json", payload)
+    atomic_write(out_dir / "report.html", html)
+    log.info("report written to %s", out_dir / "report.html")
+    return out_dir / "report.html"
+
+
+def load_report(path: Path) -> AuditReport:
+    from auditor.errors import UsageError
+
+    try:
+        return AuditReport.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path} not found") from exc
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path} is not an auditor report (schema version 1): {str(exc)[:500]}") from exc

@@ -1,0 +1,258 @@
+"""Run an audit: load, validate, dispatch attacks, score, assess, and decide the exit code."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import torch
+from pydantic import ValidationError
+
+import auditor
+from auditor.attack import Attack, AttackOutput, Capability, RunContext
+from auditor.config import AuditConfig, format_validation_error
+from auditor.data import AuditData, load_audit_data
+from auditor.errors import AttackTimeout, CapabilityError, UsageError
+from auditor.images import pairs_grid, png_base64
+from auditor.loaders import load_model
+from auditor.model import Classifier
+from auditor.plugins import attack_owners, collect_attacks, plugin_infos
+from auditor.results import AttackResult, AuditReport, DataInfo, Figure, Finding, Severity
+from auditor.severity import set_thresholds
+from auditor.zeroth_order import ZerothOrderClassifier
+
+log = logging.getLogger(__name__)
+
+EXIT_PASS, EXIT_FINDINGS, EXIT_ERROR, EXIT_PLUGIN_FAILED = 0, 1, 2, 3
+
+
+@contextlib.contextmanager
+def hard_deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`AttackTimeout` in the main thread after ``seconds`` (SIGALRM), even inside long Python loops."""
+    if seconds is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def _expire(signum, frame):  # noqa: ANN001, ARG001
+        raise AttackTimeout(f"time budget of {seconds:.0f} s exhausted")
+
+    previous = signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def select_attacks(available: dict[str, type[Attack]], wanted: list[str] | None) -> list[type[Attack]]:
+    if wanted is None:
+        return list(available.values())
+    unknown = [w for w in wanted if w not in available]
+    if unknown:
+        raise UsageError(f"unknown plugin(s) {unknown}; installed: {sorted(available) or 'none'}")
+    return [available[w] for w in dict.fromkeys(wanted)]
+
+
+def validate_attack_configs(config: AuditConfig, selected: list[type[Attack]], available: dict[str, type[Attack]]) -> dict[str, object]:
+    unknown = sorted(set(config.attacks) - set(available))
+    if unknown:
+        raise UsageError(f"[attacks] names unknown attack(s) {unknown}; installed: {sorted(available)}")
+    configs = {}
+    for cls in selected:
+        table = dict(config.attacks.get(cls.name, {}))
+        if config.run.attack_budget_s is not None and "time_budget_s" in cls.Config.model_fields:
+            table.setdefault("time_budget_s", config.run.attack_budget_s)
+        try:
+            configs[cls.name] = cls.Config.model_validate(table)
+        except ValidationError as exc:
+            raise UsageError(format_validation_error(exc, prefix=f"attacks.{cls.name}.")) from exc
+    return configs
+
+
+def check_model_behaviour(model: Classifier, data: AuditData | None) -> list[str]:
+    """Non-finite outputs and non-determinism, detected on real inputs before attacks run."""
+    probe = data.members.images[:32] if data is not None else torch.rand((8, *model.input_shape), generator=torch.Generator().manual_seed(3))
+    first, second = model.logits(probe), model.logits(probe)
+    problems = []
+    if first.shape[1] != model.num_classes:
+        problems.append(f"output size {first.shape[1]} disagrees with {model.num_classes} declared classes")
+    if not torch.isfinite(first).all():
+        problems.append(f"the model returns NaN or infinite outputs for {int((~torch.isfinite(first)).any(1).sum())} of {len(probe)} probe images")
+    elif not torch.allclose(first, second, atol=1e-5, rtol=1e-5):
+        problems.append(f"outputs change between identical calls (max difference {float((first - second).abs().max()):.3g})")
+    return problems
+
+
+def data_info(data: AuditData) -> DataInfo:
+    ref = data.reference
+    return DataInfo(members_source=data.members.source, members_sha256=data.members.sha256(), members_count=len(data.members),
+                    members_per_class=data.members.counts(data.num_classes), reference_source=ref.source if ref else None,
+                    reference_sha256=ref.sha256() if ref else None, reference_count=len(ref) if ref else 0,
+                    reference_per_class=ref.counts(data.num_classes) if ref else [], class_names=list(data.class_names),
+                    image_shape=list(data.image_shape))
+
+
+def _figures_for_scores(name: str, output: AttackOutput, data: AuditData, result: AttackResult, member_images: bool) -> list[Figure]:
+    recon, scores = output.reconstructions, result.scores
+    if recon is None or scores is None or not scores.samples:
+        return []
+    order = sorted(range(len(scores.samples)), key=lambda i: -(scores.samples[i].nearest_member_ssim or 0.0))[:20]
+    top = recon[order]
+    bottom = None
+    if member_images:
+        idx = [scores.samples[i].nearest_member for i in order]
+        if all(i is not None for i in idx):
+            bottom = data.members.images[torch.tensor(idx)]
+    caption = ("The 20 reconstructions most similar to a training image (top rows) "
+               + ("above their nearest member (bottom rows). " if bottom is not None else "(member images withheld). ")
+               + "SSIM: " + ", ".join(f"{scores.samples[i].nearest_member_ssim:.2f}" for i in order))
+    return [Figure(title=f"{name}: closest reconstructions", png_base64=png_base64(pairs_grid(top, bottom)), caption=caption,
+                   private=bottom is not None)]
+
+
+def run_attack(cls: type[Attack], attack_config, model: Classifier, data: AuditData | None, config: AuditConfig,  # noqa: ANN001, C901
+               owner: str | None, deadline: float | None, lpips) -> tuple[AttackResult, AttackOutput | None]:  # noqa: ANN001
+    result = AttackResult(attack=cls.name, plugin=owner, summary=cls.summary, status="skipped",
+                          config=attack_config.model_dump(mode="json"))
+    missing = set(cls.requires) - set(model.capabilities)
+    target = model
+    mode = "autograd" if Capability.GRADIENTS in cls.requires else None
+    if missing == {Capability.GRADIENTS} and cls.zeroth_order:
+        target, mode = ZerothOrderClassifier(model), "zeroth_order"
+        result.notes.append("gradients estimated from queries (zeroth-order, antithetic Gaussian differences): slower and noisier; "
+                            f"reason: {model.info.gradients_unavailable_reason or 'query-only model'}")
+    elif missing:
+        reason = f"needs {sorted(c.value for c in missing)}; {model.info.source} provides {sorted(c.value for c in model.capabilities)}"
+        if model.info.gradients_unavailable_reason:
+            reason += f": {model.info.gradients_unavailable_reason}"
+        result.reason = reason
+        return result, None
+    if data is None:
+        result.reason = "no data given (--members); attacks and scoring need the auditor's data"
+        return result, None
+    budget = attack_config.time_budget_s if hasattr(attack_config, "time_budget_s") else None
+    now = time.monotonic()
+    limits = [x for x in (budget and now + budget, deadline) if x]
+    attack_deadline = min(limits) if limits else None
+    ctx = RunContext(device=torch.device(config.run.device), seed=config.run.seed, smoke=config.run.smoke, gradient_mode=mode,
+                     deadline=attack_deadline, show_progress=config.run.show_progress, logger=logging.getLogger(f"auditor.attack.{cls.name}"))
+    result.gradient_mode = mode
+    start = time.monotonic()
+    output = None
+    torch.manual_seed(config.run.seed)
+    try:
+        with hard_deadline(None if attack_deadline is None else attack_deadline - time.monotonic() + 5.0):
+            output = cls(attack_config).run(target, data, ctx)
+        result.status = "completed"
+    except CapabilityError as exc:
+        result.status, result.reason = "skipped", str(exc)
+    except AttackTimeout as exc:
+        result.status, result.reason = "failed", f"stopped: {exc}"
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        result.status, result.reason = "failed", f"out of memory: {exc}"
+    except Exception as exc:  # a plugin that raises is recorded, the audit goes on
+        log.debug("attack %s raised", cls.name, exc_info=True)
+        result.status = "failed"
+        result.reason = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc)[-3:])
+    result.duration_s = round(time.monotonic() - start, 3)
+    if output is None or result.status != "completed":
+        return result, None
+    result.metrics.update(output.metrics)
+    result.tables.extend(output.tables)
+    result.figures.extend(output.figures)
+    result.notes.extend(output.notes)
+    if mode == "zeroth_order" and isinstance(target, ZerothOrderClassifier):
+        result.metrics["zeroth_order_queries"] = float(target.queries)
+    if output.reconstructions is not None and output.score:
+        from auditor.scoring import ScoringConfig, score_reconstructions
+
+        labels = output.labels if output.labels is not None else torch.zeros(len(output.reconstructions), dtype=torch.long)
+        result.scores = score_reconstructions(output.reconstructions.detach().float().cpu(), labels.cpu(), data,
+                                              config=ScoringConfig.model_validate(config.scoring), lpips=lpips, seed=config.run.seed)
+        result.figures[:0] = _figures_for_scores(cls.name, output, data, result, config.report.member_images)
+    result.findings = list(output.findings) + cls(attack_config).assess(result)
+    return result, output
+
+
+def exit_code_for(report: AuditReport, fail_on: Severity | None) -> int:
+    """2 (error) before 1 (findings at or above the gate) before 3 (a plugin failed or nothing completed)."""
+    statuses = [r.status for r in report.results]
+    if fail_on is not None and any(f.severity.rank >= fail_on.rank for f in report.findings):
+        return EXIT_FINDINGS
+    if "failed" in statuses or "completed" not in statuses:
+        return EXIT_PLUGIN_FAILED
+    return EXIT_PASS
+
+
+def run_audit(config: AuditConfig, pm, *, dry_run: bool = False) -> AuditReport:  # noqa: ANN001
+    """Run every selected attack and return the report (not yet written)."""
+    start = time.monotonic()
+    deadline = start + config.run.time_budget_s if config.run.time_budget_s else None
+    set_thresholds(config.severity)
+    torch.manual_seed(config.run.seed)
+    available = collect_attacks(pm)
+    selected = select_attacks(available, config.run.plugins)
+    attack_configs = validate_attack_configs(config, selected, available)
+    model = load_model(config.model, pm)
+    data = None
+    if config.data is not None:
+        data = load_audit_data(config.data, num_classes=model.num_classes, input_shape=model.input_shape)
+    behaviour = check_model_behaviour(model, data)
+    report = AuditReport(tool_version=auditor.__version__, created=datetime.now(timezone.utc), seed=config.run.seed,
+                         fail_on=config.report.fail_on, member_images=config.report.member_images,
+                         model=model.info.model_copy(update={"warnings": model.info.warnings + behaviour}),
+                         data=data_info(data) if data else None, config=config.model_dump(mode="json"),
+                         plugins=plugin_infos(pm), environment=environment())
+    if dry_run:
+        report.verdict = "dry run: model, data and configuration are valid; nothing was run"
+        return report
+    if behaviour:
+        finding = Finding(attack="core", title="The model misbehaves on real inputs", severity=Severity.HIGH,
+                          detail="; ".join(behaviour) + ". Scores from such a model are not trustworthy; attacks were not run.")
+        report.results.append(AttackResult(attack="model-check", status="failed", reason=finding.detail, findings=[finding]))
+    else:
+        from auditor.lpips_cache import LpipsScorer
+
+        lpips = LpipsScorer.from_cache()
+        owners = attack_owners(pm)
+        for cls in selected:
+            log.info("running %s", cls.name)
+            result, _ = run_attack(cls, attack_configs[cls.name], model, data, config, owners.get(cls.name), deadline, lpips)
+            log.info("%s: %s%s (%.1f s)", cls.name, result.status, f" ({result.reason.splitlines()[0]})" if result.reason else "", result.duration_s)
+            report.results.append(result)
+    report.duration_s = round(time.monotonic() - start, 3)
+    report.exit_code = exit_code_for(report, config.report.fail_on)
+    report.verdict = verdict(report)
+    pm.hook.auditor_audit_finished(report=report)
+    return report
+
+
+def verdict(report: AuditReport) -> str:
+    top = report.highest_severity()
+    completed = [r.attack for r in report.results if r.status == "completed"]
+    if not completed:
+        return "no attack completed: the audit does not pass"
+    if report.exit_code == EXIT_FINDINGS:
+        return f"fails the gate: highest finding is {top.value if top else 'none'} (gate: {report.fail_on.value if report.fail_on else 'off'})"
+    if report.exit_code == EXIT_PLUGIN_FAILED:
+        return "an attack failed: the audit is incomplete"
+    return f"passes the gate (highest finding: {top.value if top else 'none'}); this is not a proof of privacy"
+
+
+def environment() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("torch", "onnx", "onnxruntime", "onnx2pytorch", "timm", "scikit-image", "lpips", "python-sat", "pluggy", "pydantic", "jinja2"):
+        try:
+            from importlib.metadata import version
+
+            versions[name] = version(name)
+        except Exception:  # noqa: BLE001 - a missing optional package
+            versions[name] = "not installed"
+    return versions
