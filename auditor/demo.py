@@ -41,7 +41,7 @@ def run_demo(out: Path = Path("audit-report"), *, quick: bool = False, seed: int
         "data": {"members": "digits:train", "reference": "digits:test"},
         "run": {"seed": seed},
         "report": {"out": str(out)},
-        "attacks": {"inversion": {"time_budget_s": budget}},
+        "attacks": {"inversion": {"train_seconds": budget}},
     }
     pm = get_plugin_manager()
     from auditor.plugins import collect_attacks

@@ -10,7 +10,6 @@ message starts with ``"not a binarised network: "``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +19,6 @@ from torch import nn
 
 from auditor.errors import CapabilityError
 from auditor_bnn_sat.bnn import BinaryLinear, InputBinarizer, SignActivation
-from auditor_bnn_sat.network import BinaryLayer, BinaryNetwork, OutputLayer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +40,12 @@ class Stage:
 
 
 # --------------------------------------------------------------------------- torch front end
+
+
+def _bias_exact(bias: np.ndarray) -> bool:
+    """True when adding ``bias`` to integer sums (|sum| < 2**16) is exact in float32 in any order."""
+    b = np.asarray(bias, dtype=np.float64)
+    return bool(np.all(b * 64 == np.round(b * 64)) and np.abs(b).max(initial=0) < 2**16)
 
 
 def _torch_op(module: nn.Module) -> Op:
@@ -81,8 +85,8 @@ def stages_from_torch(net: nn.Module) -> list[Stage]:
             if b is not None:
                 bias = b.float().cpu().numpy()
                 stage.ops.append(lambda v, bias=bias: (v + bias).astype(np.float32))
-                if not isinstance(leaf, BinaryLinear):
-                    stage.inexact.append("linear bias added inside the matrix product")
+                if not _bias_exact(bias):
+                    stage.inexact.append("linear bias added inside the matrix product may round")
             stages.append(stage)
             continue
         if cur.act is not None:
@@ -200,6 +204,8 @@ def _apply_onnx_node(node, attrs: dict, cur: str, consts: dict, stages: list[Sta
         if bias is not None:
             bb = (np.asarray(bias, dtype=np.float32) * np.float32(beta)).astype(np.float32)
             stage.ops.append(lambda v, bb=bb: (v + bb).astype(np.float32))
+            if not _bias_exact(bb):
+                stage.inexact.append(f"{op} bias added inside the matrix product may round")
         stages.append(stage)
         return
     if st.act is not None:

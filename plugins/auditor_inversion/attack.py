@@ -76,10 +76,9 @@ class NetworkInversion(Attack):
         torch.manual_seed(ctx.seed)
         net = model.module()
         generator = build_generator(model.num_classes, model.input_shape, cfg)
-        budget = cfg.time_budget_s
         if ctx.gradient_mode == "zeroth_order":
             cfg = cfg.model_copy(update={"batch_size": min(cfg.batch_size, 4 * model.num_classes)})
-        train_log = train_generator(net, generator, cfg, ctx, time_budget_s=budget)
+        train_log = train_generator(net, generator, cfg, ctx)
         n = cfg.samples_per_class if not ctx.smoke else 4
         labels = torch.arange(model.num_classes).repeat_interleave(n)
         images = sample(generator, labels, cfg, hot=cfg.sample_hot, seed=ctx.seed + 1, device=ctx.device)

@@ -30,7 +30,7 @@ class InversionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     conditioning: Conditioning = Field("vector_matrix", description="label, vector (soft), matrix (hot matrix), or vector_matrix.")
     latent_dim: int = Field(64, ge=1, description="Size of the Gaussian latent z.")
-    width: int = Field(32, ge=4, description="Generator width (channels of the last up-block; the first map has 4×).")
+    width: int = Field(16, ge=4, description="Generator width (channels of the last up-block; the first map has 4×).")
     dropout: float = Field(0.3, ge=0, lt=1, description="Dropout2d rate in the up-convolution blocks.")
     sample_dropout: bool = Field(True, description="Keep dropout on when sampling (prevents mode collapse).")
     kl: float = Field(5.0, ge=0, description="Weight of KL(P‖Q) between conditioning vector and classifier output.")
@@ -40,9 +40,9 @@ class InversionSettings(BaseModel):
     cosine_within_class: bool = Field(True, description="Cosine term over same-class pairs only (else over the whole batch).")
     feature_layer: str | None = Field(None, description="Layer whose input are the features (default: the last linear layer).")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
-    batch_size: int = Field(200, ge=2, description="Generator batch per step (spread over the classes).")
+    batch_size: int = Field(128, ge=2, description="Generator batch per step (spread over the classes).")
     steps: int = Field(3000, ge=1, description="Maximum optimisation steps.")
-    time_budget_s: float | None = Field(120.0, gt=0, description="Stop training after this many seconds.")
+    train_seconds: float | None = Field(120.0, gt=0, description="Stop training after this many seconds.")
     soft_temperature: float = Field(1.0, gt=0, description="Temperature of the soft conditioning vectors.")
 
 
@@ -79,7 +79,7 @@ def train_generator(net: nn.Module, generator: ConditionedGenerator, settings: I
     optimiser = torch.optim.Adam(generator.parameters(), lr=settings.lr, betas=(0.5, 0.999))
     rng = ctx.generator(offset=17)
     steps = steps if steps is not None else settings.steps
-    budget = time_budget_s if time_budget_s is not None else settings.time_budget_s
+    budget = time_budget_s if time_budget_s is not None else settings.train_seconds
     if ctx.smoke:
         steps = min(steps, 5)
     log_ = TrainLog()
