@@ -206,6 +206,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out=args.out, quick=args.quick, seed=args.seed)
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from auditor.plugins import collect_studies, get_plugin_manager
+
+    studies = collect_studies(get_plugin_manager())
+    if args.name not in studies:
+        raise UsageError(f"unknown study {args.name!r}; installed: {sorted(studies) or 'none'}")
+    return int(studies[args.name].main(args.args))
+
+
 def cmd_lpips(args: argparse.Namespace) -> int:
     from auditor.lpips_cache import install_backbone
 
@@ -239,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="smaller budgets (about a minute)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+    study = sub.add_parser("study", help="run a study (trains several models, writes a comparison report)")
+    study.add_argument("name", help="study name (see `audit plugins`)")
+    study.add_argument("args", nargs=argparse.REMAINDER, help="the study's own arguments (NAME --help lists them)")
+    study.set_defaults(func=cmd_study)
     lp = sub.add_parser("lpips", help="manage the local LPIPS weights cache")
     lp_sub = lp.add_subparsers(dest="lpips_command", required=True)
     install = lp_sub.add_parser("install", help="install a torchvision backbone state dict you bring")

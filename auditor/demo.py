@@ -25,7 +25,7 @@ def train_demo_model(out_dir: Path, *, seed: int = 0, epochs: int = 20) -> Path:
     members = load_images("digits:train")
     reference = load_images("digits:test")
     torch.manual_seed(seed)
-    net = zoo.build("cnn", members.image_shape, 10)
+    net = zoo.build("tinycnn", members.image_shape, 10)
     zoo.train(net, members.images, members.labels, mean=DIGITS_MEAN, std=DIGITS_STD, epochs=epochs, seed=seed)
     log.info("demo CNN: train accuracy %.3f, held-out accuracy %.3f",
              zoo.accuracy(net, members.images, members.labels, DIGITS_MEAN, DIGITS_STD),
@@ -34,7 +34,7 @@ def train_demo_model(out_dir: Path, *, seed: int = 0, epochs: int = 20) -> Path:
 
 
 def run_demo(out: Path = Path("audit-report"), *, quick: bool = False, seed: int = 0) -> int:
-    model_path = train_demo_model(out / "model", seed=seed, epochs=8 if quick else 20)
+    model_path = train_demo_model(out / "model", seed=seed, epochs=10 if quick else 25)
     budget = 20.0 if quick else 75.0
     raw = {
         "model": {"source": str(model_path)},

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from auditor.attack import Attack
     from auditor.model import Classifier, ModelSpec
     from auditor.results import AuditReport
+    from auditor.study import Study
 
 _spec = pluggy.HookspecMarker("auditor")
 hookimpl = pluggy.HookimplMarker("auditor")
@@ -25,6 +26,14 @@ def auditor_register_attacks() -> Sequence[type[Attack]]:
 
     Called once when the attack registry is built. Each class needs a unique ``name``;
     two plugins offering the same name is an error that names both.
+    """
+
+
+@_spec
+def auditor_register_studies() -> Sequence[Study]:
+    """Return the studies this plugin offers (``audit study NAME``).
+
+    A study trains several models and writes one comparison report; names must be unique.
     """
 
 

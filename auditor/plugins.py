@@ -103,6 +103,17 @@ def collect_attacks(pm: pluggy.PluginManager) -> dict[str, type[Attack]]:
     return dict(sorted(attacks.items()))
 
 
+def collect_studies(pm: pluggy.PluginManager) -> dict:
+    """name -> :class:`auditor.study.Study` from every plugin; duplicates are an error."""
+    studies = {}
+    for impl in pm.hook.auditor_register_studies.get_hookimpls():
+        for study in impl.function() or []:
+            if study.name in studies:
+                raise PluginLoadError(f"study name {study.name!r} is registered twice (again by {impl.plugin_name!r})")
+            studies[study.name] = study
+    return dict(sorted(studies.items()))
+
+
 def attack_owners(pm: pluggy.PluginManager) -> dict[str, str]:
     return {cls.name: impl.plugin_name for impl in pm.hook.auditor_register_attacks.get_hookimpls() for cls in (impl.function() or [])}
 

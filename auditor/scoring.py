@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -222,8 +223,6 @@ class _Class:
     to_reference: np.ndarray | None = None  # [R_c, Q_c]
     threshold: float | None = None
     diff: np.ndarray | None = None  # per-reconstruction equal-pool gap
-    lpips: np.ndarray | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def _expected_max(s: np.ndarray, k: int) -> np.ndarray:
@@ -252,15 +251,21 @@ def _validate(recon: torch.Tensor, labels: torch.Tensor, data: AuditData) -> tup
     return recon.clamp(0.0, 1.0), lab.astype(np.int64)
 
 
-_BASELINES: dict[tuple, np.ndarray] = {}
+_BASELINES: dict[tuple, tuple[weakref.ref, weakref.ref, np.ndarray]] = {}
 
 
 def _baseline(data: AuditData, label: int, ref_img: torch.Tensor, mem_img: torch.Tensor, cfg: ScoringConfig, seed: int) -> np.ndarray:
-    """Nearest-member SSIM that the class's reference images reach (cached per data object)."""
+    """Nearest-member SSIM that the class's reference images reach.
+
+    Cached while the same member and reference tensors are alive (several attacks scored
+    against one data set pay for the baseline once).
+    """
     assert data.reference is not None
-    key = (id(data.members.images), id(data.reference.images), label, cfg.baseline_per_class, seed, tuple(mem_img.shape[1:]))
-    if key in _BASELINES:
-        return _BASELINES[key]
+    held = (data.members.images, data.reference.images)
+    key = (id(held[0]), id(held[1]), label, cfg.baseline_per_class, seed, tuple(mem_img.shape[1:]))
+    cached = _BASELINES.get(key)
+    if cached is not None and cached[0]() is held[0] and cached[1]() is held[1]:
+        return cached[2]
     ref_idx = np.flatnonzero(data.reference.labels.numpy() == label)
     mem_idx = np.flatnonzero(data.members.labels.numpy() == label)
     cap = cfg.baseline_per_class
@@ -269,7 +274,7 @@ def _baseline(data: AuditData, label: int, ref_img: torch.Tensor, mem_img: torch
     values = ssim_matrix(ref_img[ref_idx], mem_img[mem_idx]).max(dim=1).values.numpy().astype(np.float64)
     if len(_BASELINES) > 256:
         _BASELINES.clear()
-    _BASELINES[key] = values
+    _BASELINES[key] = (weakref.ref(held[0]), weakref.ref(held[1]), values)
     return values
 
 

@@ -72,15 +72,23 @@ class OutputLayer:
             return math.ceil(gap)
         return math.floor(gap) + 1
 
+    def beats_matrix(self) -> np.ndarray:
+        """``k[t, c]`` = :meth:`beats_threshold` (diagonal: a very negative number)."""
+        if getattr(self, "_beats", None) is None:
+            k = self.num_classes
+            m = np.full((k, k), -(2**40), dtype=np.int64)
+            for t in range(k):
+                for c in range(k):
+                    if c != t:
+                        m[t, c] = self.beats_threshold(t, c)
+            self._beats = m
+        return self._beats
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """±1 inputs [N, m] -> predicted class [N] with torch.argmax tie-breaking (exact)."""
         z = x.astype(np.int64) @ self.weight.T.astype(np.int64)  # [N, K]
-        k = self.num_classes
-        wins = np.ones((x.shape[0], k), dtype=bool)
-        for t in range(k):
-            for c in range(k):
-                if c != t:
-                    wins[:, t] &= (z[:, t] - z[:, c]) >= self.beats_threshold(t, c)
+        diff = z[:, :, None] - z[:, None, :]                      # [N, t, c]
+        wins = (diff >= self.beats_matrix()[None]).all(2)
         if not (wins.sum(1) == 1).all():  # exactly one class beats all others
             raise AssertionError("argmax encoding is inconsistent: not exactly one winner")
         return wins.argmax(1)
@@ -157,14 +165,13 @@ class BinaryNetwork:
         Non-negative iff the input is classified as ``target``.
         """
         bits = np.atleast_2d(bits)
-        last = self.hidden(bits)[-1].astype(np.int64)
+        acts = self.hidden(bits)
+        last = (acts[-1] if acts else 2 * bits.astype(np.int8) - 1).astype(np.int64)
         w = self.output.weight.astype(np.int64)
-        worst = np.full(bits.shape[0], np.iinfo(np.int64).max)
-        for c in range(self.num_classes):
-            if c != target:
-                diff = last @ (w[target] - w[c])
-                worst = np.minimum(worst, diff - self.output.beats_threshold(target, c))
-        return worst
+        k = self.output.beats_matrix()[target]
+        others = [c for c in range(self.num_classes) if c != target]
+        diff = last @ (w[target][:, None] - w[others].T)          # [N, K-1]
+        return (diff - k[others][None, :]).min(1)
 
     # ----------------------------------------------------------------- pixels <-> bits
     def to_images(self, bits: np.ndarray) -> torch.Tensor:

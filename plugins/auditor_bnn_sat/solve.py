@@ -34,6 +34,49 @@ Status = Literal["sat", "unsat", "timeout"]
 NO_INTERRUPT = {"cd103", "cd153", "cd195", "cd300", "cadical103", "cadical153", "cadical195", "ks404", "lgl"}
 
 
+class _Watchdog:
+    """One thread per engine that interrupts the running solver at its deadline."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._solver: Solver | None = None
+        self._deadline = 0.0
+        self._waiting_until = float("inf")  # when the thread wakes up next on its own
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="bnn-sat-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, solver: Solver, deadline: float) -> None:
+        with self._cv:
+            self._solver, self._deadline = solver, deadline
+            if deadline < self._waiting_until:
+                self._cv.notify()
+
+    def disarm(self) -> None:
+        with self._cv:
+            self._solver = None
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop, self._solver = True, None
+            self._cv.notify()
+
+    def _run(self) -> None:
+        with self._cv:
+            while not self._stop:
+                if self._solver is None:
+                    self._waiting_until = float("inf")
+                    self._cv.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    self._solver.interrupt()
+                    self._solver = None
+                else:
+                    self._waiting_until = self._deadline
+                    self._cv.wait(remaining)
+
+
 class EncodingMismatch(RuntimeError):
     """A solver model disagrees with the network's forward pass: a bug, never a result."""
 
@@ -48,7 +91,7 @@ class QueryResult:
     times: list[float] = field(default_factory=list)  # seconds to each input found
     rounds: int = 0          # restarts (direct) or patterns tried (decompose)
     exhausted: bool = False  # the enumeration ended with UNSAT: ``found`` is every preimage
-    skipped: int = 0         # decompose: patterns abandoned at the conflict budget (no proof then)
+    skipped: int = 0         # decompose: patterns put off at the conflict budget (retried with more)
 
 
 class Engine:
@@ -101,12 +144,14 @@ class Engine:
             part.add_to(s)
             self.solvers[name] = s
         self.load_time = time.perf_counter() - t0
+        self._watchdog = _Watchdog()
         self.layer0 = [int(v) for v in self.enc.neurons[0] if abs(v) != TRUE] if net.layers else []
         log.info("encoded %s with %s/%s/%s: %s in %.2fs (+%.2fs load)", net.summary(), solver, encoding,
                  strategy, self.size, self.encode_time, self.load_time)
 
     # ----------------------------------------------------------------- helpers
     def close(self) -> None:
+        self._watchdog.stop()
         for s in self.solvers.values():
             s.delete()
         self.solvers.clear()
@@ -122,13 +167,11 @@ class Engine:
         if remaining <= 0:
             return None
         solver.conf_budget(budget if budget else -1)
-        timer = threading.Timer(remaining, solver.interrupt)
-        timer.daemon = True
-        timer.start()
+        self._watchdog.arm(solver, deadline)
         try:
             return solver.solve_limited(assumptions=assumptions, expect_interrupt=True)
         finally:
-            timer.cancel()
+            self._watchdog.disarm()
             solver.clear_interrupt()
 
     def phase_literals(self, bits: np.ndarray) -> list[int]:
@@ -262,42 +305,48 @@ class Engine:
         upper, lower = self.solvers["upper"], self.solvers["lower"]
         start = time.monotonic()
         pattern_vars = set(self.layer0)
-        while len(result.found) < count:
-            limit = deadline if per_solution is None else min(deadline, time.monotonic() + per_solution)
-            r = self._solve(upper, [self.enc.selectors[target], session], limit, budget)
-            if r is None:
-                result.status = "timeout"
-                return
-            if r is False:
-                if result.skipped:   # abandoned patterns: no proof
-                    result.status = "sat" if result.found else "timeout"
-                    return
-                result.status = "unsat" if not result.found else "sat"
-                result.exhausted = True
-                return
-            result.rounds += 1
-            model = upper.get_model()
-            pattern = [v if model[v - 1] > 0 else -v for v in self.layer0]
+        rnd, b, skipped = self.enc.new_var(), budget, 0   # patterns skipped at the budget in this round
+        try:
             while len(result.found) < count:
-                r2 = self._solve(lower, pattern + extra, limit, budget)
-                if r2 is None:
-                    if budget is not None and time.monotonic() < limit:   # give up on this pattern
-                        upper.add_clause([-l for l in pattern] + [-session])
-                        result.skipped += 1
-                        break
+                limit = deadline if per_solution is None else min(deadline, time.monotonic() + per_solution)
+                r = self._solve(upper, [self.enc.selectors[target], session, rnd], limit, None)
+                if r is None:
                     result.status = "timeout"
                     return
-                if r2 is False:
-                    core = lower.get_core() or []
-                    cut = [-l for l in core if abs(l) in pattern_vars]
-                    guarded = any(abs(l) not in pattern_vars for l in core)
-                    upper.add_clause(cut + ([-session] if guarded else []))
-                    break
-                bits = self._found(result, lower, target, start)
-                result.status = "sat"
-                lower.add_clause(self._block(bits, session))
-                if randomize:
-                    self.set_phases(self.random_bits())
+                if r is False:
+                    if skipped:  # retry the skipped patterns with a doubled budget
+                        upper.add_clause([-rnd])
+                        rnd, b, skipped = self.enc.new_var(), b * 2, 0
+                        continue
+                    result.status = "unsat" if not result.found else "sat"
+                    result.exhausted = True
+                    return
+                result.rounds += 1
+                model = upper.get_model()
+                pattern = [v if model[v - 1] > 0 else -v for v in self.layer0]
+                while len(result.found) < count:
+                    r2 = self._solve(lower, pattern + extra, limit, b)
+                    if r2 is None:
+                        if b is not None and time.monotonic() < limit:   # skip this pattern for this round
+                            upper.add_clause([-l for l in pattern] + [-rnd])
+                            skipped += 1
+                            result.skipped += 1
+                            break
+                        result.status = "timeout"
+                        return
+                    if r2 is False:
+                        core = lower.get_core() or []
+                        cut = [-l for l in core if abs(l) in pattern_vars]
+                        guarded = any(abs(l) not in pattern_vars for l in core)
+                        upper.add_clause(cut + ([-session] if guarded else []))
+                        break
+                    bits = self._found(result, lower, target, start)
+                    result.status = "sat"
+                    lower.add_clause(self._block(bits, session))
+                    if randomize:
+                        self.set_phases(self.random_bits())
+        finally:
+            upper.add_clause([-rnd])
 
     def infer(self, bits: np.ndarray, time_limit: float = 30.0) -> int:
         """The class the encoding assigns to input ``bits`` (inference mode).

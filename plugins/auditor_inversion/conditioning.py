@@ -5,9 +5,10 @@
   (soft-vector conditioning); ``hot=True`` makes P one-hot (the reconstruction phase of tldr).
 * ``matrix``: a "hot" class matrix injected as an extra channel at the generator's first feature map.
   With K classes and a first map of side S: when K <= S the matrix is the paper's K×K cross
-  (row k and column k set) resized to S×S by nearest neighbour; otherwise the class is written on
-  a fixed G×G grid, G = ceil(sqrt(K)), as the cross through cell divmod(k, G), resized to S×S. Every
-  class gets a distinct pattern, and the map never grows with K.
+  (row k and column k set) upsampled to S×S by nearest neighbour; when S < K <= S² the class is
+  written on the fixed S×S grid as the cross through cell divmod(k, S); beyond that the class index
+  is written in binary on the grid's first cells (row-major). Every class gets a distinct pattern
+  and the map never grows with K.
 * ``vector_matrix`` (default): both.
 """
 from __future__ import annotations
@@ -39,13 +40,22 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 def class_matrices(labels: torch.Tensor, num_classes: int, side: int) -> torch.Tensor:
     """[N, 1, side, side] hot class matrices (see the module docstring for the encoding)."""
+    n = len(labels)
+    idx = torch.arange(n)
     if num_classes <= side:
-        grid, rows, cols = num_classes, labels, labels
-    else:
-        grid = math.ceil(math.sqrt(num_classes))
-        rows, cols = labels // grid, labels % grid
-    m = torch.zeros((len(labels), 1, grid, grid))
-    idx = torch.arange(len(labels))
-    m[idx, 0, rows, :] = 1.0
-    m[idx, 0, :, cols] = 1.0
-    return F.interpolate(m, size=(side, side), mode="nearest")
+        m = torch.zeros((n, 1, num_classes, num_classes))
+        m[idx, 0, labels, :] = 1.0
+        m[idx, 0, :, labels] = 1.0
+        return F.interpolate(m, size=(side, side), mode="nearest")
+    m = torch.zeros((n, 1, side, side))
+    if num_classes <= side * side:
+        rows, cols = labels // side, labels % side
+        m[idx, 0, rows, :] = 1.0
+        m[idx, 0, :, cols] = 1.0
+        return m
+    bits = math.ceil(math.log2(num_classes))
+    if bits > side * side:
+        raise ValueError(f"{num_classes} classes do not fit a {side}×{side} class matrix")
+    codes = ((labels[:, None] >> torch.arange(bits)[None, :]) & 1).float()
+    m.view(n, -1)[:, :bits] = codes
+    return m
