@@ -12,6 +12,7 @@ from auditor.data import DataConfig
 from auditor.errors import UsageError
 from auditor.model import ModelSpec
 from auditor.results import Severity
+from auditor.scoring import ScoringConfig
 
 
 class ReportConfig(BaseModel):
@@ -51,7 +52,7 @@ class AuditConfig(BaseModel):
     data: DataConfig | None = None
     run: RunConfig = RunConfig()
     report: ReportConfig = ReportConfig()
-    scoring: dict[str, Any] = Field(default_factory=dict)
+    scoring: ScoringConfig = ScoringConfig()
     severity: SeverityThresholds = SeverityThresholds()
     attacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -191,6 +191,26 @@ def _load_image_folder(directory: Path) -> tuple[np.ndarray, np.ndarray, tuple[s
     return np.stack(arrays), np.asarray(labels), names
 
 
+def _load_torchvision(spec: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+    """``torchvision:NAME[:train|test]``: a convenience that downloads into the auditor cache when a network exists."""
+    import torchvision
+
+    from auditor.paths import cache_dir
+
+    name, _, split = spec.partition(":")
+    dataset_cls = getattr(torchvision.datasets, name, None)
+    if dataset_cls is None:
+        raise DataError(f"torchvision has no dataset {name!r}")
+    root = cache_dir() / "torchvision"
+    try:
+        dataset = dataset_cls(str(root), train=(split or "train") == "train", download=True)
+    except Exception as exc:  # no network, bad checksum, ...
+        raise DataError(f"torchvision:{spec} could not be loaded or downloaded into {root}: {exc}; "
+                        "download it yourself and pass the IDX folder, .npz or image folder") from exc
+    x, y = np.asarray(dataset.data), np.asarray(dataset.targets)
+    return x, y, tuple(getattr(dataset, "classes", []) or []) or None
+
+
 def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
@@ -272,10 +292,8 @@ def load_images(source: str, *, limit: int | None = None, subset_seed: int = 0) 
     if base == "digits":
         x, y = _load_digits(split or "train")
         names = tuple(str(i) for i in range(10))
-    elif base.startswith("torchvision"):
-        raise DataError(
-            f"{source}: torchvision datasets download at run time; download it yourself and pass the folder or IDX files"
-        )
+    elif base == "torchvision":
+        x, y, names = _load_torchvision(split)
     elif not path.exists():
         raise DataError(f"data source {source!r} not found: expected an IDX folder[:train|test], a .npz file, an image folder, or 'digits'")
     elif path.is_dir() and any((path / f"{stem}{gz}").is_file() for stems in _IDX_FILES.values() for stem in stems for gz in ("", ".gz")):

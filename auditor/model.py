@@ -100,6 +100,14 @@ class Classifier(ABC):
     def preprocess(self) -> Preprocess:
         return self._preprocess
 
+    def to(self, device: torch.device | str) -> Classifier:
+        """Move the differentiable module (when there is one) to ``device``; queries follow it where they can."""
+        try:
+            self.module().to(device)
+        except CapabilityError:
+            pass
+        return self
+
     def predict(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         return torch.cat([self.logits(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
 
@@ -132,6 +140,11 @@ class TorchClassifier(Classifier):
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self._module(images.to(self.device)).float().cpu()
+
+    def to(self, device: torch.device | str) -> TorchClassifier:
+        self.device = torch.device(device)
+        self._module.to(self.device)
+        return self
 
     def module(self) -> nn.Module:
         return self._module

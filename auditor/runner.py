@@ -171,11 +171,11 @@ def run_attack(cls: type[Attack], attack_config, model: Classifier, data: AuditD
     if mode == "zeroth_order" and isinstance(target, ZerothOrderClassifier):
         result.metrics["zeroth_order_queries"] = float(target.queries)
     if output.reconstructions is not None and output.score:
-        from auditor.scoring import ScoringConfig, score_reconstructions
+        from auditor.scoring import score_reconstructions
 
         labels = output.labels if output.labels is not None else torch.zeros(len(output.reconstructions), dtype=torch.long)
         result.scores = score_reconstructions(output.reconstructions.detach().float().cpu(), labels.cpu(), data,
-                                              config=ScoringConfig.model_validate(config.scoring), lpips=lpips, seed=config.run.seed)
+                                              config=config.scoring, lpips=lpips, seed=config.run.seed)
         result.figures[:0] = _figures_for_scores(cls.name, output, data, result, config.report.member_images)
     result.findings = list(output.findings) + cls(attack_config).assess(result)
     return result, output
@@ -191,8 +191,13 @@ def exit_code_for(report: AuditReport, fail_on: Severity | None) -> int:
     return EXIT_PASS
 
 
-def run_audit(config: AuditConfig, pm, *, dry_run: bool = False) -> AuditReport:  # noqa: ANN001
-    """Run every selected attack and return the report (not yet written)."""
+def run_audit(config: AuditConfig, pm, *, dry_run: bool = False, model: Classifier | None = None,  # noqa: ANN001
+              data: AuditData | None = None) -> AuditReport:
+    """Run every selected attack and return the report (not yet written).
+
+    ``model`` and ``data`` may be given directly (studies, the Python API); otherwise they are loaded
+    from ``config.model`` and ``config.data``.
+    """
     start = time.monotonic()
     deadline = start + config.run.time_budget_s if config.run.time_budget_s else None
     set_thresholds(config.severity)
@@ -200,9 +205,13 @@ def run_audit(config: AuditConfig, pm, *, dry_run: bool = False) -> AuditReport:
     available = collect_attacks(pm)
     selected = select_attacks(available, config.run.plugins)
     attack_configs = validate_attack_configs(config, selected, available)
-    model = load_model(config.model, pm)
-    data = None
-    if config.data is not None:
+    if config.run.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but torch sees no CUDA device here")
+    if model is None:
+        model = load_model(config.model, pm)
+    if config.run.device != "cpu":
+        model.to(config.run.device)
+    if data is None and config.data is not None:
         data = load_audit_data(config.data, num_classes=model.num_classes, input_shape=model.input_shape)
     behaviour = check_model_behaviour(model, data)
     report = AuditReport(tool_version=auditor.__version__, created=datetime.now(timezone.utc), seed=config.run.seed,

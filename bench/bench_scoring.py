@@ -89,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer pairs and reconstructions (smoke run)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/scoring.json"))
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     root = datasets_dir()
     if root is None:
         print("no datasets folder with mnist/ found: set AUDITOR_DATASETS or put ../shared/datasets beside the checkout",

@@ -63,7 +63,7 @@ def load_mnist(split: str, side: int = 28, limit: int | None = None, seed: int =
     return x, data.labels
 
 
-def train_bnn(arch: list[int], x: torch.Tensor, y: torch.Tensor, *, epochs: int = 10, lr: float = 3e-3,
+def train_bnn(arch: list[int], x: torch.Tensor, y: torch.Tensor, *, epochs: int = 10, lr: float = 1e-2,
               batch_size: int = 256, sparsity: float = 0.0, seed: int = 0) -> BNN:
     """Train a :class:`BNN` with Adam and latent-weight clipping; returns it in eval mode."""
     torch.manual_seed(seed)
@@ -85,7 +85,7 @@ def train_bnn(arch: list[int], x: torch.Tensor, y: torch.Tensor, *, epochs: int 
             opt.step()
             sched.step()
             model.clip_weights()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
         log.info("epoch %d: loss %.4f, train acc %.4f (%.1fs)", epoch + 1, total / len(x), correct / len(x),
                  time.time() - start)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", required=True, help="widths, input first: 784-100-10, 100-100-10, ...")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--sparsity", type=float, default=0.0, help="fraction of zero hidden weights (SAT-friendly)")
     parser.add_argument("--limit", type=int, default=None, help="train on a class-balanced subset of this many images")

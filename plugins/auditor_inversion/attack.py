@@ -29,9 +29,10 @@ def class_statistics(model: Classifier, images: torch.Tensor, labels: torch.Tens
     features = None
     try:
         net = model.module()
+        device = next((b.device for b in net.buffers()), torch.device("cpu"))
         with tap_features(net) as tap, torch.no_grad():
-            net(images)
-            features = tap.value if tap is not None else None
+            net(images.to(device))
+            features = tap.value.cpu() if tap is not None and tap.value is not None else None
     except Exception:  # noqa: BLE001 - query-only models have no features
         features = None
     stats = []

@@ -57,9 +57,10 @@ class TrainLog:
 ExtraTerms = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
-def build_generator(num_classes: int, image_shape: tuple[int, int, int], settings: InversionSettings) -> ConditionedGenerator:
+def build_generator(num_classes: int, image_shape: tuple[int, int, int], settings: InversionSettings,
+                    output: str = "sigmoid") -> ConditionedGenerator:
     return ConditionedGenerator(num_classes, image_shape, latent_dim=settings.latent_dim, conditioning=settings.conditioning,
-                                width=settings.width, dropout=settings.dropout)
+                                width=settings.width, dropout=settings.dropout, output=output)
 
 
 def balanced_labels(n: int, num_classes: int, device: torch.device | None = None) -> torch.Tensor:

@@ -4,7 +4,8 @@ Architecture: [z ; embed(c)] -> Linear -> (width·4) × S × S with S = ceil(H/4
 matrix concatenated there, then two "resize-convolution" up-blocks (nearest ×2 upsampling, 3×3
 convolution, batch norm, ReLU, Dropout2d) to 4S × 4S, a 3×3 convolution to C channels, sigmoid,
 and a centre crop to H × W. Nearest-neighbour upsampling followed by a convolution avoids the
-checkerboard artefacts of transposed convolutions. Heavy dropout in the up-blocks keeps samples
+checkerboard artefacts of transposed convolutions. ``output="clamp"`` replaces the sigmoid by
+``clamp(raw + 0.5, 0, 1)`` and keeps the unclamped images in ``self.raw`` for a pixel-range penalty. Heavy dropout in the up-blocks keeps samples
 diverse; it stays on while sampling by default (``sample_dropout``).
 """
 from __future__ import annotations
@@ -19,7 +20,8 @@ from auditor_inversion.conditioning import Conditioning, class_matrices
 
 class ConditionedGenerator(nn.Module):
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int], *, latent_dim: int = 64,
-                 conditioning: Conditioning = "vector_matrix", width: int = 32, dropout: float = 0.3) -> None:
+                 conditioning: Conditioning = "vector_matrix", width: int = 32, dropout: float = 0.3,
+                 output: str = "sigmoid") -> None:
         super().__init__()
         channels, height, width_px = image_shape
         if channels not in (1, 3):
@@ -48,6 +50,10 @@ class ConditionedGenerator(nn.Module):
         )
         self.out = nn.Conv2d(width, channels, 3, padding=1)
         self.c0 = c0
+        if output not in ("sigmoid", "clamp"):
+            raise ValueError(f"output must be 'sigmoid' or 'clamp', got {output!r}")
+        self.output = output
+        self.raw: torch.Tensor | None = None  # pre-clamp images of the last forward (output="clamp")
 
     @staticmethod
     def _up_block(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
@@ -65,7 +71,11 @@ class ConditionedGenerator(nn.Module):
         h = self.fc(h).view(len(z), self.c0, self.side, self.side)
         if self.use_matrix:
             h = torch.cat([h, class_matrices(labels, self.num_classes, self.side).to(h.device)], 1)
-        x = torch.sigmoid(self.out(self.up(h)))
+        raw = self.out(self.up(h))
         _, height, width = self.image_shape
-        top, left = (x.shape[2] - height) // 2, (x.shape[3] - width) // 2
-        return x[:, :, top:top + height, left:left + width]
+        top, left = (raw.shape[2] - height) // 2, (raw.shape[3] - width) // 2
+        raw = raw[:, :, top:top + height, left:left + width]
+        if self.output == "sigmoid":
+            return torch.sigmoid(raw)
+        self.raw = raw + 0.5
+        return self.raw.clamp(0.0, 1.0)

@@ -1,0 +1,65 @@
+"""Shared helpers for the benchmark scripts: train-or-load small models, write JSON, print tables."""
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from auditor import zoo
+from auditor.data import AuditData, balanced_subset, load_images
+from auditor.model import from_module
+from auditor.presets import preset
+
+log = logging.getLogger("bench")
+CACHE = Path(__file__).resolve().parent / "cache"
+
+
+def mnist_data(dataset: str, n_members: int, n_reference: int = 1000, seed: int = 0) -> tuple[AuditData, object]:
+    ds = preset(dataset)
+    train, test = load_images(ds.train), load_images(ds.test)
+    members = train.subset(balanced_subset(train.labels.numpy(), n_members, seed))
+    reference = test.subset(balanced_subset(test.labels.numpy(), n_reference, seed))
+    return AuditData(members, reference, 10, ds.class_names), ds
+
+
+def trained(dataset: str, arch: str, n: int, seed: int = 0, epochs: int | None = None):  # noqa: ANN201
+    """A classifier trained by this project on ``n`` class-balanced images (cached under bench/cache/)."""
+    data, ds = mnist_data(dataset, n, seed=seed)
+    path = CACHE / f"{dataset}-{arch}-{n}-s{seed}.pt"
+    net = zoo.build(arch, data.image_shape, 10)
+    if path.exists():
+        net.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        epochs = epochs or (40 if n <= 1000 else max(5, 40_000 // n))
+        zoo.train(net, data.members.images, data.members.labels, mean=ds.mean, std=ds.std, epochs=epochs, seed=seed)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), path)
+    net.eval()
+    onnx_path = path.with_suffix(".onnx")
+    if not onnx_path.exists():
+        zoo.export_onnx(net, data.image_shape, onnx_path, mean=ds.mean, std=ds.std)
+    model = from_module(net, num_classes=10, input_shape=data.image_shape, mean=ds.mean, std=ds.std, source=f"bench:{path.stem}")
+    return model, onnx_path, data
+
+
+def write_json(name: str, payload: dict) -> Path:
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                           "platform": platform.platform()}, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload}
+    out.write_text(json.dumps(payload, indent=2))
+    return out
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    def cell(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    widths = [max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(columns, widths)), "-|-".join("-" * w for w in widths)]
+    lines += [" | ".join(cell(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)) for r in rows]
+    return "\n".join(lines)

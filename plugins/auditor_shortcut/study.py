@@ -1,0 +1,190 @@
+"""``audit study shortcut``: how much do MLP, CNN and ViT (with/without positional embedding) rely on a planted shortcut?
+
+For every architecture × learning rate: train on a shortcut training set, then measure accuracy on
+the test split with every image carrying its class's shortcut, without any shortcut, and with the
+shortcut of a *wrong* class. Reliance is the drop (with − without). Each model is also probed with
+the audit's patch probe, and one model per architecture is inverted to show whether the patch appears.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from auditor.errors import UsageError
+from auditor.images import auto_scale
+from auditor.results import Figure, Table
+from auditor.study import StudyReport, bar_chart_png, write_study_report
+from auditor_shortcut.experiment import (CellResult, InversionCell, ProbeSettings, invert_cell, load_study_data, probe_cell,
+                                         train_cell)
+from auditor_shortcut.figures import marked_reconstructions_figure
+from auditor_shortcut.planting import Shortcut, ShortcutSpec
+from auditor_shortcut.verdicts import study_findings
+
+log = logging.getLogger(__name__)
+
+ARCHS = ("mlp", "cnn", "vit", "vit_nopos")
+PROFILES = {  # defaults (about 15 min on 2 busy cores, single thread) and --quick (about 2 min)
+    "default": {"train_size": 10000, "test_size": 2000, "epochs": 5, "lrs": "1e-4,1e-3,1e-2", "inversion_seconds": 60.0},
+    "quick": {"train_size": 2000, "test_size": 1000, "epochs": 2, "lrs": "1e-3,1e-2", "inversion_seconds": 10.0},
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="audit study shortcut", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, digits, or a core data source (with --test-source)")
+    p.add_argument("--test-source", default=None, help="test data source when --dataset is a source string")
+    p.add_argument("--quick", action="store_true", help="small budgets: " + str(PROFILES["quick"]))
+    p.add_argument("--out", type=Path, default=Path("study-shortcut"), help="folder for study.html and study.json")
+    p.add_argument("--archs", default=",".join(ARCHS), help="comma-separated subset of " + ", ".join(ARCHS))
+    p.add_argument("--lrs", default=None, help="comma-separated Adam learning rates (default " + PROFILES["default"]["lrs"] + ")")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--train-size", type=int, default=None, help="class-balanced training images")
+    p.add_argument("--test-size", type=int, default=None, help="class-balanced test images")
+    p.add_argument("--mode", choices=("position", "intensity", "both"), default="both", help="what codes the class")
+    p.add_argument("--patch-size", type=int, default=3)
+    p.add_argument("--fraction", type=float, default=1.0, help="share of training images that carry the shortcut")
+    p.add_argument("--intensity-low", type=float, default=0.2)
+    p.add_argument("--intensity-high", type=float, default=1.0)
+    p.add_argument("--inversion-seconds", type=float, default=None, help="generator budget per architecture (0: no inversion)")
+    p.add_argument("--inversion-lr", type=float, default=None, help="learning rate of the model inverted (default: the middle one)")
+    p.add_argument("--inversion-samples", type=int, default=8)
+    p.add_argument("--no-probe", action="store_true", help="skip the audit probe of each model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small models on a busy machine)")
+    return p
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise UsageError(f"--{name}: expected comma-separated numbers, got {text!r}") from exc
+    if not values or any(v <= 0 for v in values):
+        raise UsageError(f"--{name}: expected positive numbers, got {text!r}")
+    return values
+
+
+def study_main(argv: list[str]) -> int:
+    """Entry point of ``audit study shortcut``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    profile = PROFILES["quick" if args.quick else "default"]
+    for key, value in profile.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    unknown = sorted(set(archs) - set(ARCHS))
+    if unknown or not archs:
+        raise UsageError(f"--archs: expected a subset of {', '.join(ARCHS)}, got {args.archs!r}")
+    lrs = _floats(args.lrs, "lrs")
+    torch.set_num_threads(max(1, args.threads))
+    start = time.monotonic()
+    data = load_study_data(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=args.seed,
+                           test_source=args.test_source)
+    spec = ShortcutSpec(mode=args.mode, patch_size=args.patch_size, fraction=args.fraction, intensity_low=args.intensity_low,
+                        intensity_high=args.intensity_high)
+    shortcut = Shortcut(spec, data.num_classes, data.train.image_shape)
+    inversion_lr = args.inversion_lr if args.inversion_lr is not None else sorted(lrs)[len(lrs) // 2]
+    log.info("shortcut study on %s: %s", args.dataset, shortcut.describe())
+    rows: list[CellResult] = []
+    inversions: list[InversionCell] = []
+    for arch in archs:
+        for lr in lrs:
+            net, row = train_cell(arch, lr, data, shortcut, epochs=args.epochs, seed=args.seed)
+            if not args.no_probe:
+                probe_cell(net, row, data, shortcut, ProbeSettings())
+            rows.append(row)
+            if args.inversion_seconds > 0 and abs(lr - inversion_lr) < 1e-12:
+                inversions.append(invert_cell(net, arch, lr, data, shortcut, seconds=args.inversion_seconds,
+                                              samples=args.inversion_samples, seed=args.seed))
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings.update({"shortcut": shortcut.describe(), "mean": data.mean, "std": data.std, "torch_threads": torch.get_num_threads(),
+                     "train_images": len(data.train), "test_images": len(data.test), "inversion_model_lr": inversion_lr})
+    report = build_report(args.dataset, shortcut, rows, inversions, settings, probe=not args.no_probe)
+    report.duration_s = time.monotonic() - start
+    path = write_study_report(report, args.out)
+    sys.stdout.write(summary_text(report) + f"\nreport: {path}\n")
+    return 0
+
+
+def build_report(dataset: str, shortcut: Shortcut, rows: list[CellResult], inversions: list[InversionCell],
+                 settings: dict, *, probe: bool) -> StudyReport:
+    k = shortcut.num_classes
+    table = Table(title="Accuracy with and without the shortcut",
+                  columns=["arch", "lr", "acc with shortcut", "acc without", "drop", "acc, wrong-class shortcut",
+                           "follows wrong patch", "train acc", "probe max pull", f"probe: classes hijacked / {k}",
+                           f"probe: planted spot found / {k}", "train s"],
+                  rows=[[r.arch, r.lr, r.acc_with, r.acc_without, r.drop, r.acc_conflict, r.follows_patch, r.acc_train,
+                         r.probe_max_pull if probe else "-", r.probe_hijacked if probe else "-", r.probe_found if probe else "-",
+                         round(r.train_seconds, 1)] for r in rows],
+                  caption="Drop = accuracy with shortcut − without: the model's reliance on the shortcut. 'Follows wrong patch': "
+                          "share of test images carrying another class's patch that are predicted as that class. Probe: the "
+                          "audit's patch search on clean test images (high when a patch pulls ≥ 50% of other classes' images).")
+    archs = list(dict.fromkeys(r.arch for r in rows))
+    lrs = sorted(dict.fromkeys(r.lr for r in rows))
+    cell = {(r.arch, r.lr): r for r in rows}
+    by_arch = Table(title="Reliance by architecture (mean over learning rates)",
+                    columns=["arch", "mean drop", "min drop", "max drop", "mean follows wrong patch", "mean acc without"],
+                    rows=[[a, _mean([cell[a, lr].drop for lr in lrs if (a, lr) in cell]),
+                           min(cell[a, lr].drop for lr in lrs if (a, lr) in cell), max(cell[a, lr].drop for lr in lrs if (a, lr) in cell),
+                           _mean([cell[a, lr].follows_patch for lr in lrs if (a, lr) in cell]),
+                           _mean([cell[a, lr].acc_without for lr in lrs if (a, lr) in cell])] for a in archs])
+    by_lr = Table(title="Drop by learning rate", columns=["lr", *archs, "mean"],
+                  rows=[[lr, *[cell[a, lr].drop if (a, lr) in cell else "-" for a in archs],
+                         _mean([cell[a, lr].drop for a in archs if (a, lr) in cell])] for lr in lrs])
+    tables = [table, by_arch, by_lr]
+    figures = [Figure(title="Accuracy drop (with − without shortcut)",
+                      png_base64=bar_chart_png("Reliance on the shortcut", archs,
+                                               {f"lr {lr:g}": [cell[a, lr].drop if (a, lr) in cell else 0.0 for a in archs] for lr in lrs},
+                                               "accuracy drop"),
+                      caption="Higher bars: the model leans more on the patch than on the object."),
+               Figure(title="Accuracy with and without the shortcut",
+                      png_base64=bar_chart_png("Test accuracy", [f"{r.arch} {r.lr:g}" for r in rows],
+                                               {"with shortcut": [r.acc_with for r in rows],
+                                                "without": [r.acc_without for r in rows],
+                                                "wrong-class shortcut": [r.acc_conflict for r in rows]}, "accuracy"))]
+    if inversions:
+        tables.append(Table(title="Inversion: does the planted patch appear?",
+                            columns=["arch", "lr", "generator steps", "hit rate", "mean patch presence",
+                                     f"classes with presence ≥ 0.5 / {k}", f"most localised difference on the patch / {k}",
+                                     "lift vs real"],
+                            rows=[[inv.arch, inv.lr, inv.steps, inv.hit_rate, _mean(inv.presence),
+                                   sum(p >= 0.5 for p in inv.presence), inv.at_planted, inv.lift_ratio_mean] for inv in inversions],
+                            caption="Patch presence: (mean reconstruction value in the planted square − real class mean there) / "
+                                    "(patch intensity − real class mean there); 1 = the full patch is drawn, 0 = like real images."))
+        boxes = {j: (r, c, shortcut.size) for j, (r, c) in enumerate(shortcut.positions)}
+        for inv in inversions:
+            figures.append(marked_reconstructions_figure(
+                inv.images, inv.labels, k, boxes, title=f"Inversion of {inv.arch} (lr {inv.lr:g})",
+                caption=f"Row k: generator samples for class k; red box: where class k's patch was planted "
+                        f"(patch presence {_mean(inv.presence):.2f}; hit rate {inv.hit_rate:.0%}; {inv.steps} steps). "
+                        f"Images ×{auto_scale(inv.images.shape[-1])}."))
+    return StudyReport(title=f"Shortcut learning study ({dataset})",
+                       summary=f"{shortcut.describe()}. Architectures {', '.join(archs)} at learning rates "
+                               f"{', '.join(f'{lr:g}' for lr in lrs)}; each tested with, without and with a wrong-class shortcut.",
+                       settings=settings, findings=study_findings(rows, inversions, k), tables=tables, figures=figures,
+                       rows=[r.as_dict() for r in rows])
+
+
+def summary_text(report: StudyReport) -> str:
+    table = report.tables[0]
+    keep = [0, 1, 2, 3, 4, 6, 9, 10]
+    lines = [report.title, "  ".join(f"{table.columns[i][:18]:>18}" for i in keep)]
+    for row in table.rows:
+        lines.append("  ".join(f"{_fmt(row[i]):>18}" for i in keep))
+    lines += ["", *[f"- {f}" for f in report.findings], f"duration: {report.duration_s:.0f} s"]
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) and abs(value) >= 1e-3 else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def _mean(values: list[float]) -> float:
+    values = [v for v in values if v == v]
+    return sum(values) / len(values) if values else float("nan")

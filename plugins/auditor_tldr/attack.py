@@ -1,0 +1,99 @@
+"""The ``tldr`` attack: inversion, then reconstruction with hot conditioning and training-data priors."""
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from auditor.attack import Attack, AttackConfig, AttackOutput, Capability, RunContext
+from auditor.data import AuditData
+from auditor.model import Classifier
+from auditor.results import AttackResult, Finding, Table
+from auditor.severity import reconstruction_findings
+from auditor_inversion.attack import class_grid_figure, class_statistics
+from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
+from auditor_tldr.losses import perturb, pixel_range_term, tv_term, weight_gradient_term
+
+
+class TldrConfig(AttackConfig, InversionSettings):
+    inversion_seconds: float = Field(60.0, gt=0, description="Phase 1 (inversion, soft conditioning) time budget.")
+    reconstruction_seconds: float = Field(90.0, gt=0, description="Phase 2 (reconstruction, one-hot conditioning) time budget.")
+    inversion_steps: int = Field(2000, ge=1, description="Phase 1 step cap.")
+    reconstruction_steps: int = Field(3000, ge=1, description="Phase 2 step cap.")
+    kl_pert: float = Field(5.0, ge=0, description="α′: KL on perturbed images.")
+    ce_pert: float = Field(10.0, ge=0, description="β′: cross-entropy on perturbed images.")
+    tv: float = Field(2.0, ge=0, description="η₁: total variation.")
+    pix: float = Field(1.0, ge=0, description="η₂: pixel-range penalty on the unclamped output.")
+    grad: float = Field(2.0, ge=0, description="η₃: norm of the loss gradient with respect to the classifier's weights.")
+    perturbation: float = Field(0.2, ge=0, le=1, description="Scale s of the sign perturbation, in pixel units.")
+    grad_batch: int = Field(32, ge=1, description="Images per step used for the (expensive) weight-gradient term.")
+    samples_per_class: int = Field(20, ge=2, description="Reconstructions per class.")
+
+
+class TrainingLikeDataReconstruction(Attack):
+    name = "tldr"
+    summary = "Training-like data reconstruction: inversion, then hot-conditioned reconstruction with robustness, prior and weight-gradient terms."
+    requires = frozenset({Capability.QUERY, Capability.GRADIENTS})
+    zeroth_order = True
+    Config = TldrConfig
+
+    def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:
+        cfg: TldrConfig = self.config  # type: ignore[assignment]
+        torch.manual_seed(ctx.seed)
+        net = model.module()
+        notes: list[str] = []
+        use_grad = cfg.grad > 0
+        if use_grad and ctx.gradient_mode == "zeroth_order":
+            use_grad = False
+            notes.append("weight-gradient term dropped: the model only answers queries, so gradients with respect to its weights are unavailable")
+        if use_grad and not any(True for _ in net.parameters()):
+            use_grad = False
+            notes.append("weight-gradient term dropped: the differentiable model exposes no parameters")
+        generator = build_generator(model.num_classes, model.input_shape, cfg, output="clamp")
+        rng = ctx.generator(offset=99)
+        phase1 = train_generator(net, generator, cfg, ctx, steps=cfg.inversion_steps, time_budget_s=cfg.inversion_seconds,
+                                 desc="tldr: inversion",
+                                 extra_terms=lambda x, logits, y, p: {"pix": pixel_range_term(generator.raw)} if generator.raw is not None else {},
+                                 weights={"kl": cfg.kl, "ce": cfg.ce, "cosine": cfg.cosine, "ortho": cfg.ortho, "pix": cfg.pix})
+
+        def reconstruction_terms(x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, p: torch.Tensor) -> dict[str, torch.Tensor]:
+            from auditor_inversion.losses import ce_term, kl_term
+
+            terms: dict[str, torch.Tensor] = {}
+            if cfg.kl_pert or cfg.ce_pert:
+                logits_pert = net(perturb(x, cfg.perturbation, rng))
+                terms["kl_pert"] = kl_term(logits_pert, p)
+                terms["ce_pert"] = ce_term(logits_pert, y)
+            terms["tv"] = tv_term(x)
+            if generator.raw is not None:
+                terms["pix"] = pixel_range_term(generator.raw)
+            if use_grad:
+                k = min(cfg.grad_batch, len(x))
+                terms["grad"] = weight_gradient_term(net, x[:k], y[:k])
+            return terms
+
+        weights = {"kl": cfg.kl, "ce": cfg.ce, "cosine": cfg.cosine, "ortho": cfg.ortho, "kl_pert": cfg.kl_pert, "ce_pert": cfg.ce_pert,
+                   "tv": cfg.tv, "pix": cfg.pix, "grad": cfg.grad if use_grad else 0.0}
+        phase2 = train_generator(net, generator, cfg, ctx, hot=True, weights=weights, extra_terms=reconstruction_terms,
+                                 steps=cfg.reconstruction_steps, time_budget_s=cfg.reconstruction_seconds, desc="tldr: reconstruction")
+        n = cfg.samples_per_class if not ctx.smoke else 4
+        labels = torch.arange(model.num_classes).repeat_interleave(n)
+        images = sample(generator, labels, cfg, hot=True, seed=ctx.seed + 1, device=ctx.device)
+        stats = class_statistics(model, images, labels, model.num_classes)
+        hit = [s["hit_rate"] for s in stats]
+        last = phase2.history[-1] if phase2.history else {}
+        metrics = {"inversion_steps": float(phase1.steps), "reconstruction_steps": float(phase2.steps),
+                   "train_seconds": phase1.seconds + phase2.seconds, "hit_rate_mean": sum(hit) / len(hit), "hit_rate_min": min(hit),
+                   "diversity_ssim_mean": sum(s["diversity_ssim"] for s in stats) / len(stats),
+                   **{f"final_{k}": float(v) for k, v in last.items() if k != "step"}}
+        table = Table(title="Per-class reconstruction statistics", columns=["class", "samples", "hit rate", "confidence", "diversity (SSIM)"],
+                      rows=[[f"{s['class']} ({data.class_names[s['class']]})", s["n"], round(s["hit_rate"], 3), round(s["confidence"], 3),
+                             round(s["diversity_ssim"], 3)] for s in stats])
+        loss_table = Table(title="Loss terms during reconstruction (every 50 steps)",
+                           columns=list(phase2.history[0].keys()) if phase2.history else [],
+                           rows=[[round(v, 4) for v in h.values()] for h in phase2.history[-10:]])
+        figure = class_grid_figure("Reconstructions per class (one-hot conditioning)", images, labels, model.num_classes)
+        return AttackOutput(reconstructions=images, labels=labels, metrics=metrics, figures=[figure], tables=[table, loss_table],
+                            notes=notes + phase1.notes + phase2.notes)
+
+    def assess(self, result: AttackResult) -> list[Finding]:
+        return reconstruction_findings(self.name, result)
