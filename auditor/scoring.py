@@ -208,7 +208,9 @@ class ScoringConfig(BaseModel):
     )
     lpips_pool: int = Field(256, ge=1, description="Members per class searched for the LPIPS nearest (the SSIM-nearest).")
     baseline_per_class: int | None = Field(
-        1000, ge=1, description="Reference images per class used for the calibration baseline (seeded subset; None: all)."
+        200, ge=1,
+        description="Reference images per class used for the calibration baseline (seeded subset; None: all). "
+        "The baseline costs (images x members of the class) SSIM pairs.",
     )
 
 

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 Strategy = Literal["direct", "decompose"]
 Status = Literal["sat", "unsat", "timeout"]
-NO_INTERRUPT = {"cd103", "cd153", "cd195", "cd300", "cadical103", "cadical153", "cadical195", "ks404", "lgl"}
+INTERRUPTIBLE = {"mc", "g3", "g4", "m22", "mcb", "mgh", "mpl", "mcm", "mg3"}
+ISOLATED = {"gc3", "gc4", "cd103", "cd153", "cd195", "cd300"}  # interrupts late or never: run in a child process
 
 
 class _Watchdog:
@@ -109,9 +110,10 @@ class Engine:
 
     def __init__(self, net: BinaryNetwork, *, solver: str = "mc", encoding: Encoding = "hybrid",
                  strategy: Strategy = "direct", cnf_max_cells: int = 20000, seed: int = 0) -> None:
-        if solver in NO_INTERRUPT:
-            raise ValueError(f"solver {solver!r} cannot be interrupted, so time limits would not hold; "
-                             "use mc, gc4, gc3, g4, g3, m22, mcb, mgh or mpl")
+        if solver not in INTERRUPTIBLE | ISOLATED:
+            raise ValueError(f"solver {solver!r} is not supported (no incremental interruptible solve); "
+                             f"use one of {sorted(INTERRUPTIBLE | ISOLATED)}")
+        self.isolate = solver in ISOLATED
         if strategy not in ("direct", "decompose"):
             raise ValueError(f"strategy must be direct or decompose, got {strategy!r}")
         if strategy == "decompose" and not net.layers:
@@ -232,6 +234,51 @@ class Engine:
         """
         if not 0 <= target < self.net.num_classes:
             raise ValueError(f"class {target} out of range 0..{self.net.num_classes - 1}")
+        kwargs = dict(count=count, time_limit=time_limit, phases=phases, randomize=randomize,
+                      conflict_budget=conflict_budget, fixed=fixed, hamming=hamming,
+                      per_solution_limit=per_solution_limit)
+        if self.isolate:
+            return self._isolated(target, kwargs)
+        return self._query(target, **kwargs)
+
+    def _isolated(self, target: int, kwargs: dict) -> QueryResult:
+        """Run the query in a forked child that is killed at the time limit (solvers that ignore interrupts).
+
+        The child's learnt clauses and blocking clauses die with it; the engine stays as it was.
+        """
+        import multiprocessing as mp
+
+        start = time.monotonic()
+        ctx = mp.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+
+        def child() -> None:
+            try:
+                send.send(self._query(target, **kwargs))
+            except BaseException as exc:  # report, never hang the parent
+                send.send(exc)
+
+        proc = ctx.Process(target=child, daemon=True)
+        proc.start()
+        send.close()
+        try:
+            if recv.poll(kwargs["time_limit"] + 1.0):
+                out = recv.recv()
+                if isinstance(out, BaseException):
+                    raise out
+                return out
+            return QueryResult("timeout", time_s=time.monotonic() - start)
+        except EOFError:
+            raise RuntimeError(f"the {self.solver_name} child process died (exit code {proc.exitcode})") from None
+        finally:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+            recv.close()
+
+    def _query(self, target: int, *, count: int, time_limit: float, phases: np.ndarray | None, randomize: bool,
+               conflict_budget: int | None, fixed: dict[int, bool] | None, hamming: tuple[np.ndarray, int] | None,
+               per_solution_limit: float | None) -> QueryResult:
         start = time.monotonic()
         deadline = start + time_limit
         session = self.enc.new_var()

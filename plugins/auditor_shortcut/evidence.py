@@ -77,22 +77,43 @@ def inversion_regions(recon: torch.Tensor, recon_labels: torch.Tensor, real: tor
     return out
 
 
-def patch_presence(recon: torch.Tensor, recon_labels: torch.Tensor, real: torch.Tensor, real_labels: torch.Tensor,
-                   positions: list[tuple[int, int]], intensities: list[float], size: int) -> list[float]:
-    """Per class: how much of the planted patch the reconstructions show, 0 (like real images) to 1 (the full patch).
+def _contrast(x: torch.Tensor, row: int, col: int, size: int) -> float:
+    """Mean of the size×size square minus the mean of the ring (``size`` px wide, clipped) around it, over all images."""
+    _, _, height, width = x.shape
+    r0, r1, c0, c1 = max(row - size, 0), min(row + 2 * size, height), max(col - size, 0), min(col + 2 * size, width)
+    block = x[:, :, r0:r1, c0:c1]
+    square = x[:, :, row:row + size, col:col + size]
+    ring_count = block[0].numel() - square[0].numel()
+    ring = (block.sum() - square.sum()) / (len(x) * max(ring_count, 1))
+    return float(square.mean() - ring)
 
-    (mean reconstruction value in the planted square − real class mean there) / (patch intensity − real class mean there).
+
+def patch_presence(recon: torch.Tensor, recon_labels: torch.Tensor, real: torch.Tensor, real_labels: torch.Tensor,
+                   positions: list[tuple[int, int]], intensities: list[float], size: int) -> tuple[list[float], list[float]]:
+    """Per class: how much of its planted patch the reconstructions draw, and (control) of other classes' patches.
+
+    Presence is the reconstructions' contrast at the planted square (square mean minus surrounding ring mean) divided by
+    the contrast the planted patch has on real images of the class: 1 = the patch is drawn as planted, 0 = no square
+    there. The control averages the same ratio at the other classes' spots (where this class has no patch); it is NaN
+    when every class shares one spot (intensity mode).
     """
-    out = []
-    for k, ((r, c), v) in enumerate(zip(positions, intensities)):
-        gen, own = recon[recon_labels == k], real[real_labels == k]
-        if not len(gen) or not len(own):
-            out.append(float("nan"))
+    own, control = [], []
+    for k in range(len(positions)):
+        gen, real_k = recon[recon_labels == k], real[real_labels == k]
+        if not len(gen) or not len(real_k):
+            own.append(float("nan"))
+            control.append(float("nan"))
             continue
-        g = float(gen[:, :, r:r + size, c:c + size].mean())
-        base = float(own[:, :, r:r + size, c:c + size].mean())
-        out.append((g - base) / (v - base) if abs(v - base) > 1e-3 else float("nan"))
-    return out
+        ratios = []
+        for j, ((r, c), v) in enumerate(zip(positions, intensities)):
+            planted = real_k.clone()
+            planted[:, :, r:r + size, c:c + size] = v
+            reference = _contrast(planted, r, c, size)
+            ratios.append(_contrast(gen, r, c, size) / reference if abs(reference) > 0.05 else float("nan"))
+        own.append(ratios[k])
+        others = [ratios[j] for j in range(len(positions)) if positions[j] != positions[k] and ratios[j] == ratios[j]]
+        control.append(sum(others) / len(others) if others else float("nan"))
+    return own, control
 
 
 def mark_boxes(images: torch.Tensor, boxes: list[tuple[int, int, int] | None], scale: int,

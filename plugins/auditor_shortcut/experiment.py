@@ -82,8 +82,13 @@ class CellResult:
     probe_found: int = -1    # classes whose best probe patch lies within one grid cell of the planted one
     probe_seconds: float = 0.0
 
+    @property
+    def relative_drop(self) -> float:
+        """Share of the accuracy with the shortcut that is lost without it."""
+        return self.drop / self.acc_with if self.acc_with > 0 else float("nan")
+
     def as_dict(self) -> dict[str, float | str | int]:
-        return asdict(self)
+        return {**asdict(self), "relative_drop": self.relative_drop}
 
 
 @dataclass
@@ -147,7 +152,8 @@ class InversionCell:
     steps: int
     seconds: float
     hit_rate: float
-    presence: list[float]      # per class, 0 = like real images there, 1 = the full planted patch
+    presence: list[float]      # per class, 0 = no square at the planted spot, 1 = the patch as planted
+    control: list[float]       # the same at the other classes' spots (no patch expected)
     at_planted: int            # classes whose most localised difference window sits on the planted patch
     lift_ratio_mean: float
     images: torch.Tensor
@@ -167,12 +173,12 @@ def invert_cell(net: torch.nn.Module, arch: str, lr: float, data: StudyData, sho
     labels = torch.arange(data.num_classes).repeat_interleave(samples)
     images = sample(generator, labels, settings, hot=True, seed=seed + 1)
     hit = float((model.predict(images) == labels).float().mean())
-    presence = patch_presence(images, labels, data.test.images, data.test.labels, shortcut.positions, shortcut.intensities,
+    presence, control = patch_presence(images, labels, data.test.images, data.test.labels, shortcut.positions, shortcut.intensities,
                               shortcut.size)
     regions = inversion_regions(images, labels, data.test.images, data.test.labels, data.num_classes, shortcut.size)
     at_planted = sum(within_cell((r.row, r.col), shortcut.positions[r.target], 1) for r in regions)
     lift = sum(r.ratio for r in regions) / max(len(regions), 1)
-    return InversionCell(arch, lr, train_log.steps, train_log.seconds, hit, presence, at_planted, lift, images, labels)
+    return InversionCell(arch, lr, train_log.steps, train_log.seconds, hit, presence, control, at_planted, lift, images, labels)
 
 
 def ensure_dir(path: Path) -> Path:

@@ -116,22 +116,25 @@ def build_report(dataset: str, shortcut: Shortcut, rows: list[CellResult], inver
                  settings: dict, *, probe: bool) -> StudyReport:
     k = shortcut.num_classes
     table = Table(title="Accuracy with and without the shortcut",
-                  columns=["arch", "lr", "acc with shortcut", "acc without", "drop", "acc, wrong-class shortcut",
+                  columns=["arch", "lr", "acc with shortcut", "acc without", "drop", "relative drop", "acc, wrong-class shortcut",
                            "follows wrong patch", "train acc", "probe max pull", f"probe: classes hijacked / {k}",
-                           f"probe: planted spot found / {k}", "train s"],
-                  rows=[[r.arch, r.lr, r.acc_with, r.acc_without, r.drop, r.acc_conflict, r.follows_patch, r.acc_train,
-                         r.probe_max_pull if probe else "-", r.probe_hijacked if probe else "-", r.probe_found if probe else "-",
-                         round(r.train_seconds, 1)] for r in rows],
-                  caption="Drop = accuracy with shortcut − without: the model's reliance on the shortcut. 'Follows wrong patch': "
+                           f"probe: planted spot found / {k}", "train s", "probe s"],
+                  rows=[[r.arch, r.lr, r.acc_with, r.acc_without, r.drop, r.relative_drop, r.acc_conflict, r.follows_patch,
+                         r.acc_train, r.probe_max_pull if probe else "-", r.probe_hijacked if probe else "-",
+                         r.probe_found if probe else "-", round(r.train_seconds, 1), round(r.probe_seconds, 1)] for r in rows],
+                  caption="Drop = accuracy with shortcut − without: the model's reliance on the shortcut (relative drop: drop / "
+                          "accuracy with shortcut). 'Follows wrong patch': "
                           "share of test images carrying another class's patch that are predicted as that class. Probe: the "
                           "audit's patch search on clean test images (high when a patch pulls ≥ 50% of other classes' images).")
     archs = list(dict.fromkeys(r.arch for r in rows))
     lrs = sorted(dict.fromkeys(r.lr for r in rows))
     cell = {(r.arch, r.lr): r for r in rows}
     by_arch = Table(title="Reliance by architecture (mean over learning rates)",
-                    columns=["arch", "mean drop", "min drop", "max drop", "mean follows wrong patch", "mean acc without"],
+                    columns=["arch", "mean drop", "min drop", "max drop", "mean relative drop", "mean follows wrong patch",
+                             "mean acc without"],
                     rows=[[a, _mean([cell[a, lr].drop for lr in lrs if (a, lr) in cell]),
                            min(cell[a, lr].drop for lr in lrs if (a, lr) in cell), max(cell[a, lr].drop for lr in lrs if (a, lr) in cell),
+                           _mean([cell[a, lr].relative_drop for lr in lrs if (a, lr) in cell]),
                            _mean([cell[a, lr].follows_patch for lr in lrs if (a, lr) in cell]),
                            _mean([cell[a, lr].acc_without for lr in lrs if (a, lr) in cell])] for a in archs])
     by_lr = Table(title="Drop by learning rate", columns=["lr", *archs, "mean"],
@@ -150,13 +153,16 @@ def build_report(dataset: str, shortcut: Shortcut, rows: list[CellResult], inver
                                                 "wrong-class shortcut": [r.acc_conflict for r in rows]}, "accuracy"))]
     if inversions:
         tables.append(Table(title="Inversion: does the planted patch appear?",
-                            columns=["arch", "lr", "generator steps", "hit rate", "mean patch presence",
-                                     f"classes with presence ≥ 0.5 / {k}", f"most localised difference on the patch / {k}",
-                                     "lift vs real"],
-                            rows=[[inv.arch, inv.lr, inv.steps, inv.hit_rate, _mean(inv.presence),
+                            columns=["arch", "lr", "generator steps", "hit rate", "patch presence (own spot)",
+                                     "presence at other classes' spots", f"classes with presence ≥ 0.5 / {k}",
+                                     f"most localised difference on the patch / {k}", "lift vs real"],
+                            rows=[[inv.arch, inv.lr, inv.steps, inv.hit_rate, _mean(inv.presence), _mean(inv.control),
                                    sum(p >= 0.5 for p in inv.presence), inv.at_planted, inv.lift_ratio_mean] for inv in inversions],
-                            caption="Patch presence: (mean reconstruction value in the planted square − real class mean there) / "
-                                    "(patch intensity − real class mean there); 1 = the full patch is drawn, 0 = like real images."))
+                            caption="Patch presence: the reconstructions' contrast at the class's planted square (square mean minus "
+                                    "the surrounding ring's) over the contrast of the planted patch on real images of the class: "
+                                    "1 = drawn as planted, 0 = no square. The other-spots column is the control (no patch expected "
+                                    "there). Most localised difference: the patch-sized window where reconstructions differ most "
+                                    "from the class's mean real image lies within 1 px of the planted patch."))
         boxes = {j: (r, c, shortcut.size) for j, (r, c) in enumerate(shortcut.positions)}
         for inv in inversions:
             figures.append(marked_reconstructions_figure(
@@ -173,7 +179,7 @@ def build_report(dataset: str, shortcut: Shortcut, rows: list[CellResult], inver
 
 def summary_text(report: StudyReport) -> str:
     table = report.tables[0]
-    keep = [0, 1, 2, 3, 4, 6, 9, 10]
+    keep = [0, 1, 2, 3, 4, 7, 10, 11]
     lines = [report.title, "  ".join(f"{table.columns[i][:18]:>18}" for i in keep)]
     for row in table.rows:
         lines.append("  ".join(f"{_fmt(row[i]):>18}" for i in keep))

@@ -8,6 +8,10 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def _nanmean(values: list[float]) -> float:
+    return _mean([v for v in values if v == v])
+
+
 def study_findings(rows: list[CellResult], inversions: list[InversionCell], num_classes: int = 10) -> list[str]:
     """The paper's claims tested against the measurements (ViT most, CNN least, no pos-embedding more, higher lr more)."""
     out: list[str] = []
@@ -22,8 +26,10 @@ def study_findings(rows: list[CellResult], inversions: list[InversionCell], num_
     if not drop:
         return out + ["No model learned the task; nothing to compare."]
     ranking = sorted(drop, key=lambda a: -drop[a])
+    relative = {a: _mean([r.relative_drop for r in ok if r.arch == a]) for a in archs}
     out.append("Mean reliance (accuracy with the shortcut minus without, averaged over learning rates): "
-               + ", ".join(f"{a} {drop[a]:.2f}" for a in ranking) + ".")
+               + ", ".join(f"{a} {drop[a]:.2f}" for a in ranking) + "; as a share of the accuracy with the shortcut: "
+               + ", ".join(f"{a} {relative[a]:.0%}" for a in sorted(relative, key=lambda a: -relative[a])) + ".")
     vits = [a for a in ("vit", "vit_nopos") if a in drop]
     others = [a for a in ("mlp", "cnn") if a in drop]
     if vits and others:
@@ -62,6 +68,7 @@ def study_findings(rows: list[CellResult], inversions: list[InversionCell], num_
     if inversions:
         out.append("Inversion: the planted patch is drawn (presence ≥ 0.5) for "
                    + ", ".join(f"{inv.arch} {sum(p >= 0.5 for p in inv.presence)}/{len(inv.presence)} classes "
-                               f"(mean presence {_mean([p for p in inv.presence if p == p]):.2f})" for inv in inversions)
-                   + " of the reconstructions' classes.")
+                               f"(mean presence {_nanmean(inv.presence):.2f} at the class's own spot, "
+                               f"{_nanmean(inv.control):.2f} at other classes' spots; hit rate {inv.hit_rate:.0%})"
+                               for inv in inversions) + ".")
     return out

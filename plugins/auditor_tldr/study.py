@@ -17,7 +17,7 @@ import torch
 
 from auditor import zoo
 from auditor.config import build_config
-from auditor.data import AuditData, load_images
+from auditor.data import AuditData, balanced_subset, load_images
 from auditor.model import from_module
 from auditor.plugins import get_plugin_manager
 from auditor.presets import preset
@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--archs", default="mlp,cnn,vit")
     p.add_argument("--sizes", default="100,1000,10000", help="training-set sizes (class-balanced)")
     p.add_argument("--attacks", default="tldr", help="attacks to run on each model (e.g. tldr,inversion)")
-    p.add_argument("--inversion-seconds", type=float, default=45.0)
-    p.add_argument("--reconstruction-seconds", type=float, default=60.0)
+    p.add_argument("--inversion-seconds", type=float, help="tldr phase 1 budget per model (default 45; --quick 10)")
+    p.add_argument("--reconstruction-seconds", type=float, help="tldr phase 2 budget per model (default 60; --quick 15)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: by training-set size)")
     p.add_argument("--reference", type=int, default=1000, help="non-member test images used as the reference set")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="sizes 100, short budgets (a few minutes)")
@@ -53,18 +54,17 @@ def epochs_for(size: int, quick: bool) -> int:
 def run_study(args: argparse.Namespace) -> StudyReport:
     start = time.monotonic()
     ds = preset(args.dataset)
-    sizes = [100] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = [100] if args.quick and args.sizes == "100,1000,10000" else [int(s) for s in args.sizes.split(",")]
     archs = [a.strip() for a in args.archs.split(",")]
     attacks = [a.strip() for a in args.attacks.split(",")]
-    inv_s, rec_s = (10.0, 15.0) if args.quick else (args.inversion_seconds, args.reconstruction_seconds)
+    inv_s = args.inversion_seconds if args.inversion_seconds is not None else (10.0 if args.quick else 45.0)
+    rec_s = args.reconstruction_seconds if args.reconstruction_seconds is not None else (15.0 if args.quick else 60.0)
     train_all = load_images(ds.train)
     test = load_images(ds.test)
-    reference = test.subset(torch.arange(len(test))[: args.reference]) if args.reference < len(test) else test
+    reference = test.subset(balanced_subset(test.labels.numpy(), args.reference, args.seed)) if args.reference < len(test) else test
     rows, figures = [], []
     pm = get_plugin_manager()
     for size in sizes:
-        from auditor.data import balanced_subset
-
         members = train_all.subset(balanced_subset(train_all.labels.numpy(), size, args.seed))
         data = AuditData(members, reference, 10, ds.class_names)
         for arch in archs:
@@ -73,7 +73,8 @@ def run_study(args: argparse.Namespace) -> StudyReport:
             torch.manual_seed(args.seed)
             net = zoo.build(arch, members.image_shape, 10)
             t0 = time.monotonic()
-            zoo.train(net, members.images, members.labels, mean=ds.mean, std=ds.std, epochs=epochs_for(size, args.quick), seed=args.seed)
+            zoo.train(net, members.images, members.labels, mean=ds.mean, std=ds.std, epochs=args.epochs or epochs_for(size, args.quick),
+                      seed=args.seed)
             train_s = time.monotonic() - t0
             model = from_module(net, num_classes=10, input_shape=members.image_shape, mean=ds.mean, std=ds.std, source=f"study:{name}")
             test_acc = model.accuracy(test.images, test.labels)
@@ -133,14 +134,16 @@ def _conclusions(rows, archs, sizes, attacks) -> list[str]:  # noqa: ANN001
         sel = [r for r in rows if r["attack"] == attack and r["gap"] is not None]
         if not sel:
             continue
-        by_arch = {a: sum(r["gap"] for r in sel if r["arch"] == a) / max(1, sum(1 for r in sel if r["arch"] == a)) for a in archs}
+        present = [a for a in archs if any(r["arch"] == a for r in sel)]
+        by_arch = {a: sum(r["gap"] for r in sel if r["arch"] == a) / sum(1 for r in sel if r["arch"] == a) for a in present}
         order = sorted(by_arch, key=lambda a: -by_arch[a])
         out.append(f"{attack}: mean gap by architecture " + ", ".join(f"{a} {by_arch[a]:+.3f}" for a in order)
                    + f" — most leakage: {order[0]}, least: {order[-1]} (the papers expect MLP most, CNN least).")
         if len(sizes) > 1:
-            by_size = {s: sum(r["gap"] for r in sel if r["size"] == s) / max(1, sum(1 for r in sel if r["size"] == s)) for s in sizes}
+            by_size = {s: sum(r["gap"] for r in sel if r["size"] == s) / max(1, sum(1 for r in sel if r["size"] == s)) for s in sizes
+                       if any(r["size"] == s for r in sel)}
             out.append(f"{attack}: mean gap by training-set size " + ", ".join(f"n={s} {by_size[s]:+.3f}" for s in sizes)
-                       + (" — smaller sets leak more." if by_size[sizes[0]] > by_size[sizes[-1]] else " — smaller sets do not leak more here."))
+                       + (" — smaller sets leak more." if list(by_size.values())[0] > list(by_size.values())[-1] else " — smaller sets do not leak more here."))
     return out
 
 
