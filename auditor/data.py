@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def _read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: corrupt deflate data in a .gz
         raise DataError(f"cannot read IDX file {path}: {exc}") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
@@ -178,6 +179,8 @@ def _load_image_folder(directory: Path) -> tuple[np.ndarray, np.ndarray, tuple[s
                     array = np.asarray(img.convert("L" if img.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise DataError(f"unreadable image file {file}: {exc}") from exc
+            except Exception as exc:  # decompression bombs, SyntaxError/struct.error from broken headers, ...
+                raise DataError(f"unreadable image file {file}: {type(exc).__name__}: {exc}") from exc
             if first_shape is None:
                 first_shape, first_file = array.shape, file
             elif array.shape != first_shape:
@@ -249,6 +252,8 @@ def _to_tensor(x: np.ndarray, source: str) -> torch.Tensor:
         raise DataError(f"{source}: expected images shaped [N,H,W], [N,H,W,C] or [N,C,H,W], got {list(x.shape)}")
     if x.shape[0] == 0:
         raise DataError(f"{source}: the image set is empty")
+    if x.size == 0:
+        raise DataError(f"{source}: images have a zero-sized dimension (shape {list(x.shape)})")
     if np.issubdtype(x.dtype, np.integer):
         if x.min() < 0 or x.max() > 255:
             raise DataError(f"{source}: integer pixels must lie in 0..255, got {x.min()}..{x.max()}")
@@ -276,9 +281,13 @@ def _to_labels(y: np.ndarray, n: int, source: str) -> torch.Tensor:
         raise DataError(f"{source}: {n} images but {len(y)} labels")
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            if len(y) and np.abs(y).max() >= 2**31:
+                raise DataError(f"{source}: label {y[np.argmax(np.abs(y))]:g} at index {int(np.argmax(np.abs(y)))} is not a class index")
             y = y.astype(np.int64)
         else:
             raise DataError(f"{source}: labels must be integers, got dtype {y.dtype}")
+    if len(y) and np.issubdtype(y.dtype, np.unsignedinteger) and int(y.max()) >= 2**31:
+        raise DataError(f"{source}: label {int(y.max())} at index {int(np.argmax(y))} is not a class index")
     if (y < 0).any():
         raise DataError(f"{source}: label {int(y.min())} at index {int(np.argmin(y))} is negative")
     return torch.from_numpy(y.astype(np.int64))

@@ -5,9 +5,13 @@ file is executed. Full-module pickles are refused unless ``trust_model`` is set.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import logging
+import os
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -66,7 +70,7 @@ def load_onnx(path: Path, spec: ModelSpec) -> Classifier:
     import onnx
     import onnxruntime as ort
 
-    from auditor.onnx_model import OnnxClassifier, check_external_data, parameter_count
+    from auditor.onnx_model import OnnxClassifier, all_tensors, check_external_data, parameter_count
 
     provenance = file_provenance(path)
     try:
@@ -93,6 +97,9 @@ def load_onnx(path: Path, spec: ModelSpec) -> Classifier:
         onnx.load_external_data_for_model(proto, str(path.resolve().parent))
     except Exception as exc:
         raise ModelLoadError(f"cannot read external data of {path}: {exc}") from exc
+    left = sorted({t.name for t in all_tensors(proto) if t.data_location == 1})
+    if left:  # onnx does not load these (sparse tensors); onnxruntime would resolve them against the working directory
+        raise ModelLoadError(f"{path}: external data of tensors {left[:10]} is not supported (sparse tensors); refused")
     try:
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -144,7 +151,10 @@ def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], origin: str
         if shapes:
             parts.append(f"shape mismatches {shapes[:20]}")
         raise ModelLoadError(f"weights {origin} do not fit the architecture: " + "; ".join(parts))
-    net.load_state_dict(state)
+    try:
+        net.load_state_dict(state)
+    except Exception as exc:  # dtype that cannot be copied, ...
+        raise ModelLoadError(f"weights {origin} cannot be loaded into the architecture: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
 def _wrap_torch(net: nn.Module, spec: ModelSpec, info: ModelInfo) -> TorchClassifier:
@@ -171,13 +181,75 @@ def _wrap_torch(net: nn.Module, spec: ModelSpec, info: ModelInfo) -> TorchClassi
                            preprocess=preprocess, probabilities=probabilities)
 
 
+# Archive members through which torch.export.load runs code from the file: AOTInductor shared
+# libraries, TorchScript custom objects and plainly pickled "opaque" objects.
+_PT2_CODE_MEMBERS = ("data/aotinductor/", "custom_obj_", "opaque_obj_", "data/executorch/", "data/mtia")
+
+
+@contextlib.contextmanager
+def _weights_only_torch_load() -> Iterator[None]:
+    """Force ``weights_only=True`` on every ``torch.load`` inside (torch.export.load asks for
+    ``weights_only=False`` on pickled weights and constants)."""
+    previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
+
+
+def check_pt2_archive(path: Path) -> None:
+    """Refuse .pt2 archives whose loading would run code from the file (unless the model is trusted)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except Exception as exc:  # BadZipFile, truncated central directory, ...
+        raise ModelLoadError(f"{path} is not a torch.export archive (not a readable zip file): {type(exc).__name__}: {exc}") from exc
+    risky = [n for n in names if any(part in n for part in _PT2_CODE_MEMBERS)]
+    if risky:
+        raise ModelLoadError(
+            f"{path} holds compiled code or pickled Python objects ({risky[:3]}), which torch.export.load would run; refused. "
+            "Re-run with --trust-model only if you trust its author"
+        )
+
+
 def load_export(path: Path, spec: ModelSpec) -> Classifier:
     info = ModelInfo(source=spec.source, format="torch.export", **file_provenance(path))  # type: ignore[arg-type]
+    guard = contextlib.nullcontext() if spec.trust_model else _weights_only_torch_load()
+    if not spec.trust_model:
+        check_pt2_archive(path)
     try:
-        program = torch.export.load(str(path))
+        with guard:
+            net = torch.export.load(str(path)).module()
     except Exception as exc:
-        raise ModelLoadError(f"{path} is not a torch.export archive: {type(exc).__name__}: {exc}") from exc
-    return _wrap_torch(program.module(), spec, info)
+        import pickle
+
+        if isinstance(exc, pickle.UnpicklingError) and not spec.trust_model:
+            detail = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line), "weights_only unpickling failed")
+            raise ModelLoadError(
+                f"{path} holds pickled Python objects that torch.export.load would unpickle, which runs code from the file; refused "
+                f"({detail.split('. ')[0][:200]}). Re-run with --trust-model only if you trust its author"
+            ) from exc
+        raise ModelLoadError(f"{path} is not a torch.export archive: {type(exc).__name__}: {str(exc)[:500]}") from exc
+    return _wrap_torch(_Exported(net), spec, info)
+
+
+class _Exported(nn.Module):
+    """An exported program's module: already in inference form, and it refuses ``.train()``/``.eval()``."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.program = module
+
+    def train(self, mode: bool = True) -> _Exported:
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.program(x)
 
 
 def _num_classes_from_state(state: dict[str, torch.Tensor]) -> int | None:
@@ -234,14 +306,27 @@ def load_pickle(path: Path, spec: ModelSpec) -> Classifier:
         raise ModelLoadError(
             f"{path} would be unpickled, which runs code from the file; refused. Re-run with --trust-model only if you trust its author"
         )
-    net = torch.load(str(path), map_location="cpu", weights_only=False)  # noqa: S614 - explicit trust flag
+    try:
+        net = torch.load(str(path), map_location="cpu", weights_only=False)  # noqa: S614 - explicit trust flag
+    except Exception as exc:
+        raise ModelLoadError(f"cannot unpickle {path}: {type(exc).__name__}: {str(exc)[:300]}") from exc
     if not isinstance(net, nn.Module):
         raise ModelLoadError(f"{path} unpickled to {type(net).__name__}, expected a torch.nn.Module")
     return _wrap_torch(net, spec, ModelInfo(source=spec.source, format="pickle (trusted)", **provenance))  # type: ignore[arg-type]
 
 
+def check_input_shape(spec: ModelSpec) -> None:
+    """An explicit ``--input-shape`` must be positive and modest before any probe batch is allocated."""
+    from auditor.onnx_model import MAX_INPUT_ELEMENTS
+
+    shape = spec.input_shape
+    if shape is not None and (any(d <= 0 for d in shape) or shape[0] * shape[1] * shape[2] > MAX_INPUT_ELEMENTS):
+        raise ModelLoadError(f"absurd input shape {list(shape)} (C,H,W): expected positive dims, at most {MAX_INPUT_ELEMENTS} elements")
+
+
 @hookimpl(trylast=True)
 def auditor_load_model(spec: ModelSpec) -> Classifier | None:
+    check_input_shape(spec)
     scheme, rest = split_source(spec.source)
     if scheme == "onnx":
         return load_onnx(Path(rest), spec)

@@ -30,6 +30,10 @@ def _environment() -> Environment:
     env = Environment(loader=ChoiceLoader([PackageLoader("auditor_reports", "templates")]), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update({"fmt": fmt_metric, "severity_class": lambda s: _SEVERITY_CLASS.get(Severity(s), "")})
+    from auditor import charts  # inline SVG charts; they escape their own text and return Markup
+
+    env.globals.update(severity_summary=charts.severity_summary, class_ssim_bars=charts.class_ssim_bars,
+                       similarity_histogram=charts.similarity_histogram, hbars=charts.hbars)
     return env
 
 

@@ -18,7 +18,7 @@ import auditor
 from auditor.attack import Attack, AttackOutput, Capability, RunContext
 from auditor.config import AuditConfig, format_validation_error
 from auditor.data import AuditData, load_audit_data
-from auditor.errors import AttackTimeout, CapabilityError, UsageError
+from auditor.errors import AttackTimeout, AuditorError, CapabilityError, UsageError
 from auditor.images import pairs_grid, png_base64
 from auditor.loaders import load_model
 from auditor.model import Classifier
@@ -79,10 +79,21 @@ def validate_attack_configs(config: AuditConfig, selected: list[type[Attack]], a
 def check_model_behaviour(model: Classifier, data: AuditData | None) -> list[str]:
     """Non-finite outputs and non-determinism, detected on real inputs before attacks run."""
     probe = data.members.images[:32] if data is not None else torch.rand((8, *model.input_shape), generator=torch.Generator().manual_seed(3))
-    first, second = model.logits(probe), model.logits(probe)
+    try:
+        first, second = model.logits(probe), model.logits(probe)
+    except AuditorError:
+        raise
+    except Exception as exc:  # a model that fails on real inputs is reported, not run
+        return [f"the model fails on {len(probe)} real inputs: {type(exc).__name__}: {str(exc)[:300]}"]
     problems = []
+    if first.ndim != 2 or first.shape != second.shape:
+        return [f"outputs shaped {list(first.shape)} and {list(second.shape)} for {len(probe)} images; expected [{len(probe)}, {model.num_classes}]"]
     if first.shape[1] != model.num_classes:
         problems.append(f"output size {first.shape[1]} disagrees with {model.num_classes} declared classes")
+    if first.shape[0] != len(probe):
+        problems.append(f"{first.shape[0]} output rows for {len(probe)} images")
+    if problems:
+        return problems
     if not torch.isfinite(first).all():
         problems.append(f"the model returns NaN or infinite outputs for {int((~torch.isfinite(first)).any(1).sum())} of {len(probe)} probe images")
     elif not torch.allclose(first, second, atol=1e-5, rtol=1e-5):
@@ -157,13 +168,26 @@ def run_attack(cls: type[Attack], attack_config, model: Classifier, data: AuditD
         result.status, result.reason = "failed", f"stopped: {exc}"
     except (MemoryError, torch.OutOfMemoryError) as exc:
         result.status, result.reason = "failed", f"out of memory: {exc}"
-    except Exception as exc:  # a plugin that raises is recorded, the audit goes on
+    except (Exception, SystemExit) as exc:  # a plugin that raises (or calls sys.exit) is recorded, the audit goes on
         log.debug("attack %s raised", cls.name, exc_info=True)
         result.status = "failed"
         result.reason = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc)[-3:])
     result.duration_s = round(time.monotonic() - start, 3)
     if output is None or result.status != "completed":
         return result, None
+    try:
+        _collect_output(cls, attack_config, output, result, target, mode, data, config, lpips)
+    except Exception as exc:  # output the core cannot score (wrong shapes, NaN, ...) is the plugin's failure
+        log.debug("output of attack %s could not be scored", cls.name, exc_info=True)
+        failed = AttackResult(attack=cls.name, plugin=owner, summary=cls.summary, status="failed", config=result.config,
+                              gradient_mode=mode, duration_s=result.duration_s,
+                              reason=f"its output could not be scored: {type(exc).__name__}: {str(exc)[:500]}")
+        return failed, None
+    return result, output
+
+
+def _collect_output(cls: type[Attack], attack_config, output: AttackOutput, result: AttackResult, target, mode,  # noqa: ANN001
+                    data: AuditData, config: AuditConfig, lpips) -> None:  # noqa: ANN001
     result.metrics.update(output.metrics)
     result.tables.extend(output.tables)
     result.figures.extend(output.figures)
@@ -178,7 +202,7 @@ def run_attack(cls: type[Attack], attack_config, model: Classifier, data: AuditD
                                               config=config.scoring, lpips=lpips, seed=config.run.seed)
         result.figures[:0] = _figures_for_scores(cls.name, output, data, result, config.report.member_images)
     result.findings = list(output.findings) + cls(attack_config).assess(result)
-    return result, output
+    result.model_dump_json()  # metrics, tables and findings must be writable to report.json
 
 
 def exit_code_for(report: AuditReport, fail_on: Severity | None) -> int:

@@ -21,7 +21,8 @@ def _restore_threads():
 def test_tiny_study_writes_report(tmp_path, capsys):
     out = tmp_path / "study"
     code = study_main(["--dataset", "digits", "--train-size", "300", "--test-size", "100", "--epochs", "1", "--archs", "mlp,vit_nopos",
-                       "--lrs", "1e-3,1e-2", "--inversion-seconds", "1", "--inversion-samples", "2", "--out", str(out)])
+                       "--lrs", "1e-3,1e-2", "--inversion-seconds", "1", "--inversion-samples", "2", "--probe-stride", "4",
+                       "--probe-search", "2", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "study.json").read_text())
     assert (out / "study.html").is_file()
@@ -32,7 +33,7 @@ def test_tiny_study_writes_report(tmp_path, capsys):
     titles = [t["title"] for t in report["tables"]]
     assert "Accuracy with and without the shortcut" in titles and "Inversion: does the planted patch appear?" in titles
     figures = [f["title"] for f in report["figures"]]
-    assert "Inversion of mlp (lr 0.001)" in figures and "Inversion of vit_nopos (lr 0.001)" in figures
+    assert "Inversion of mlp (lr 0.01)" in figures and "Inversion of vit_nopos (lr 0.01)" in figures  # the middle lr
     assert any(f.startswith("Mean reliance") for f in report["findings"])
     assert "report:" in capsys.readouterr().out
 

@@ -179,3 +179,26 @@ def deploy_module(net: BinaryNetwork) -> nn.Sequential:
         out.bias.copy_(torch.as_tensor(net.output.bias, dtype=torch.float32))
     layers.append(out)
     return nn.Sequential(*layers).eval()
+
+
+def random_bnn(arch: Sequence[int], input_shape: tuple[int, int, int], seed: int = 0, sparsity: float = 0.0) -> BNN:
+    """An untrained BNN with random weights, batch-norm statistics and output biases (eval mode).
+
+    Used by tests and examples: random statistics make thresholds, negative BN scales and
+    constant neurons appear that a trained net may not have.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    model = BNN(arch, input_shape, sparsity=sparsity)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, BinaryLinear):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) * 2 - 1)
+                if m.bias is not None:
+                    m.bias.copy_(torch.rand(m.bias.shape, generator=gen) * 4 - 2)
+            elif isinstance(m, nn.BatchNorm1d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=gen) * 6 - 3)
+                m.running_var.copy_(torch.rand(n, generator=gen) * 3.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=gen) * 2 - 1)
+                m.bias.copy_(torch.rand(n, generator=gen) * 2 - 1)
+    return model.eval()

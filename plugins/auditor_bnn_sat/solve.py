@@ -16,7 +16,6 @@ new phases (seeded, random) and a doubled budget until the time limit.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,6 +23,7 @@ from typing import Literal
 import numpy as np
 from pysat.solvers import Solver
 
+from auditor_bnn_sat.limits import NoWatchdog, Watchdog, run_forked
 from auditor_bnn_sat.encode import TRUE, Encoder, Encoding, Formula, formula_size
 from auditor_bnn_sat.network import BinaryNetwork
 
@@ -33,49 +33,6 @@ Strategy = Literal["direct", "decompose"]
 Status = Literal["sat", "unsat", "timeout"]
 INTERRUPTIBLE = {"mc", "g3", "g4", "m22", "mcb", "mgh", "mpl", "mcm", "mg3"}
 ISOLATED = {"gc3", "gc4", "cd103", "cd153", "cd195", "cd300"}  # interrupts late or never: run in a child process
-
-
-class _Watchdog:
-    """One thread per engine that interrupts the running solver at its deadline."""
-
-    def __init__(self) -> None:
-        self._cv = threading.Condition()
-        self._solver: Solver | None = None
-        self._deadline = 0.0
-        self._waiting_until = float("inf")  # when the thread wakes up next on its own
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="bnn-sat-watchdog", daemon=True)
-        self._thread.start()
-
-    def arm(self, solver: Solver, deadline: float) -> None:
-        with self._cv:
-            self._solver, self._deadline = solver, deadline
-            if deadline < self._waiting_until:
-                self._cv.notify()
-
-    def disarm(self) -> None:
-        with self._cv:
-            self._solver = None
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stop, self._solver = True, None
-            self._cv.notify()
-
-    def _run(self) -> None:
-        with self._cv:
-            while not self._stop:
-                if self._solver is None:
-                    self._waiting_until = float("inf")
-                    self._cv.wait()
-                    continue
-                remaining = self._deadline - time.monotonic()
-                if remaining <= 0:
-                    self._solver.interrupt()
-                    self._solver = None
-                else:
-                    self._waiting_until = self._deadline
-                    self._cv.wait(remaining)
 
 
 class EncodingMismatch(RuntimeError):
@@ -146,7 +103,7 @@ class Engine:
             part.add_to(s)
             self.solvers[name] = s
         self.load_time = time.perf_counter() - t0
-        self._watchdog = _Watchdog()
+        self._watchdog: Watchdog | NoWatchdog = Watchdog()
         self.layer0 = [int(v) for v in self.enc.neurons[0] if abs(v) != TRUE] if net.layers else []
         log.info("encoded %s with %s/%s/%s: %s in %.2fs (+%.2fs load)", net.summary(), solver, encoding,
                  strategy, self.size, self.encode_time, self.load_time)
@@ -242,39 +199,17 @@ class Engine:
         return self._query(target, **kwargs)
 
     def _isolated(self, target: int, kwargs: dict) -> QueryResult:
-        """Run the query in a forked child that is killed at the time limit (solvers that ignore interrupts).
+        """Run the query in a forked child killed at the time limit (solvers that ignore interrupts).
 
-        The child's learnt clauses and blocking clauses die with it; the engine stays as it was.
+        The child's learnt and blocking clauses die with it; the engine stays as it was.
         """
-        import multiprocessing as mp
+        def child() -> QueryResult:
+            self._watchdog = NoWatchdog()
+            return self._query(target, **kwargs)
 
         start = time.monotonic()
-        ctx = mp.get_context("fork")
-        recv, send = ctx.Pipe(duplex=False)
-
-        def child() -> None:
-            try:
-                send.send(self._query(target, **kwargs))
-            except BaseException as exc:  # report, never hang the parent
-                send.send(exc)
-
-        proc = ctx.Process(target=child, daemon=True)
-        proc.start()
-        send.close()
-        try:
-            if recv.poll(kwargs["time_limit"] + 1.0):
-                out = recv.recv()
-                if isinstance(out, BaseException):
-                    raise out
-                return out
-            return QueryResult("timeout", time_s=time.monotonic() - start)
-        except EOFError:
-            raise RuntimeError(f"the {self.solver_name} child process died (exit code {proc.exitcode})") from None
-        finally:
-            if proc.is_alive():
-                proc.kill()
-            proc.join()
-            recv.close()
+        out = run_forked(child, kwargs["time_limit"] + 1.0, what=f"the {self.solver_name} query")
+        return out if out is not None else QueryResult("timeout", time_s=time.monotonic() - start)
 
     def _query(self, target: int, *, count: int, time_limit: float, phases: np.ndarray | None, randomize: bool,
                conflict_budget: int | None, fixed: dict[int, bool] | None, hamming: tuple[np.ndarray, int] | None,

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 ARCHS = ("mlp", "cnn", "vit", "vit_nopos")
 PROFILES = {  # defaults (about 15 min on 2 busy cores, single thread) and --quick (about 2 min)
     "default": {"train_size": 10000, "test_size": 2000, "epochs": 5, "lrs": "1e-4,1e-3,1e-2", "inversion_seconds": 60.0},
-    "quick": {"train_size": 2000, "test_size": 1000, "epochs": 2, "lrs": "1e-3,1e-2", "inversion_seconds": 10.0},
+    "quick": {"train_size": 2000, "test_size": 1000, "epochs": 2, "lrs": "1e-3,1e-2", "inversion_seconds": 20.0},
 }
 
 
@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inversion-lr", type=float, default=None, help="learning rate of the model inverted (default: the middle one)")
     p.add_argument("--inversion-samples", type=int, default=8)
     p.add_argument("--no-probe", action="store_true", help="skip the audit probe of each model")
+    p.add_argument("--probe-stride", type=int, default=2, help="probe grid step in pixels")
+    p.add_argument("--probe-search", type=int, default=5, help="clean test images per class in the probe's grid search")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small models on a busy machine)")
     return p
@@ -97,7 +99,7 @@ def study_main(argv: list[str]) -> int:
         for lr in lrs:
             net, row = train_cell(arch, lr, data, shortcut, epochs=args.epochs, seed=args.seed)
             if not args.no_probe:
-                probe_cell(net, row, data, shortcut, ProbeSettings())
+                probe_cell(net, row, data, shortcut, ProbeSettings(stride=args.probe_stride, search_per_class=args.probe_search))
             rows.append(row)
             if args.inversion_seconds > 0 and abs(lr - inversion_lr) < 1e-12:
                 inversions.append(invert_cell(net, arch, lr, data, shortcut, seconds=args.inversion_seconds,
