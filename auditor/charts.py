@@ -39,9 +39,9 @@ def _f(x: float) -> str:
     return f"{x:.1f}"
 
 
-def _svg(width: int, height: int, body: list[str], label: str) -> Markup:
-    return Markup(f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-                  f'aria-label="{_e(label)}" {FONT} font-size="12">' f"<title>{_e(label)}</title>" + "".join(body) + "</svg>")
+def _svg(width: int, height: int, body: list[str], label: str, *, wide: bool = False) -> Markup:
+    return Markup(f'<svg class="chart{" wide" if wide else ""}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+                  f'aria-label="{_e(label)}" {FONT} font-size="13">' f"<title>{_e(label)}</title>" + "".join(body) + "</svg>")
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -69,7 +69,7 @@ def _legend(x: float, y: float, items: list[tuple[str, str]]) -> list[str]:
     for label, color in items:
         out.append(f'<rect x="{_f(x)}" y="{_f(y - 9)}" width="11" height="11" rx="2" fill="{color}"/>'
                    f'<text x="{_f(x + 16)}" y="{_f(y)}" fill="{INK}">{_e(label)}</text>')
-        x += 16 + 7.0 * len(label) + 18
+        x += 16 + 7.4 * len(label) + 20
     return out
 
 
@@ -90,7 +90,7 @@ def severity_summary(report: AuditReport) -> Markup | None:
     if not report.results:
         return None
     levels = list(Severity)  # info < low < medium < high
-    width, name_w, head, row_h = 720, 190, 40, 30
+    width, name_w, head, row_h = 960, 220, 40, 30
     col_w = (width - name_w - 10) / len(levels)
     height = head + row_h * len(report.results) + 8
     gate = report.fail_on
@@ -130,7 +130,7 @@ def severity_summary(report: AuditReport) -> Markup | None:
                         f'<text x="{_f(cx)}" y="{_f(cy + 4)}" text-anchor="middle" fill="#fff" font-weight="700" font-size="11">{len(found)}</text></g>')
         if result.status == "completed" and not result.findings:
             body.append(f'<text x="{_f(name_w + 8)}" y="{_f(cy + 4)}" fill="{MUTED}" font-style="italic">completed, no findings</text>')
-    return _svg(width, height, body, "Findings of each attack by severity")
+    return _svg(width, height, body, "Findings of each attack by severity", wide=True)
 
 
 # --------------------------------------------------------------------------- reconstruction scores
@@ -143,11 +143,15 @@ def class_ssim_bars(scores: Scores | None) -> Markup | None:
     classes = [c for c in scores.per_class if c.matched_ssim_mean is not None]
     if not classes:
         return None
-    width, height, left, right, top, bottom = 720, 270, 52, 12, 34, 58 if len(classes) > 12 else 36
+    width, left, right, top, plot_h = 620, 52, 12, 34, 200
+    labels = [_short(c.name or str(c.label), 14) for c in classes]
+    band = (width - left - right) / len(classes)
+    longest = max(len(t) for t in labels) * 7.4
+    rotate = longest > band - 4                                  # labels wider than their band are slanted 35°
+    bottom = round(22 + longest * 0.58) if rotate else 36
+    height = top + plot_h + bottom
     values = [v for c in classes for v in (c.matched_ssim_mean, c.reference_best_ssim_mean, c.copy_threshold) if v is not None]
     lo, hi = min(0.0, math.floor(min(values) * 10) / 10), 1.0
-    plot_h = height - top - bottom
-    band = (width - left - right) / len(classes)
 
     def y_of(v: float) -> float:
         return top + (hi - v) / (hi - lo) * plot_h
@@ -175,9 +179,9 @@ def class_ssim_bars(scores: Scores | None) -> Markup | None:
             body.append(f'<line x1="{_f(cx - half)}" x2="{_f(cx + half)}" y1="{_f(y)}" y2="{_f(y)}" stroke="{INK}" stroke-width="2">'
                         f"<title>{_e(f'class {c.label} ({c.name}): copy threshold {c.copy_threshold:.3f}')}</title></line>")
         if i % every == 0:
-            label = _e(_short(c.name or str(c.label), 14))
+            label = _e(labels[i])
             base = height - bottom + 14
-            if len(classes) > 12:
+            if rotate:
                 body.append(f'<text transform="translate({_f(cx)} {_f(base)}) rotate(-35)" text-anchor="end" fill="{MUTED}" font-size="11">{label}</text>')
             else:
                 body.append(f'<text x="{_f(cx)}" y="{_f(base)}" text-anchor="middle" fill="{MUTED}">{label}</text>')
@@ -185,7 +189,7 @@ def class_ssim_bars(scores: Scores | None) -> Markup | None:
     legend = [("matched SSIM to members", MEMBER)] + ([("best SSIM of non-members", REFERENCE)] if has_ref else [])
     body += _legend(left, 16, legend)
     if any(c.copy_threshold is not None for c in classes):
-        x = left + sum(16 + 7.0 * len(t) + 18 for t, _ in legend)
+        x = left + sum(16 + 7.4 * len(t) + 20 for t, _ in legend)
         body.append(f'<line x1="{_f(x)}" x2="{_f(x + 14)}" y1="12" y2="12" stroke="{INK}" stroke-width="2"/>'
                     f'<text x="{_f(x + 19)}" y="16" fill="{INK}">copy threshold</text>')
     return _svg(width, height, body, "Per-class SSIM of reconstructions to members and to non-members")
@@ -212,7 +216,7 @@ def similarity_histogram(scores: Scores | None) -> Markup | None:
         series.append(("nearest non-member", reference, REFERENCE))
     counts = [np.histogram(values, bins=edges)[0] for _, values, _ in series]
     peak = max(int(c.max()) for c in counts) or 1
-    width, height, left, right, top, bottom = 720, 250, 52, 12, 34, 40
+    width, height, left, right, top, bottom = 620, 250, 52, 12, 34, 40
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def x_of(v: float) -> float:
@@ -248,16 +252,29 @@ def similarity_histogram(scores: Scores | None) -> Markup | None:
 # --------------------------------------------------------------------------- comparisons
 
 
-def hbars(title: str, labels: Sequence[str], values: Sequence[float | None], *, color: str = MEMBER, digits: int = 3,
-          percent: bool = False, marker: float | None = None, marker_label: str = "") -> Markup | None:
-    """Horizontal bars, one per label in the given order (``None`` is drawn as "–")."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
+def _signed(value: float, percent: bool) -> str:
+    if percent:
+        return f"{value:.1%}"
+    return f"{value:+.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:+.2g}"
+
+
+def hbars(title: str, labels: Sequence[str], values: Sequence[float | None], *, color: str = MEMBER, percent: bool = False,
+          min_span: float = 0.0, marker: float | None = None, marker_label: str = "") -> Markup | None:
+    """Horizontal bars, one per label in the given order (``None`` is drawn as "–"); the axis spans at least ``min_span``."""
     if not labels:
         return None
-    lo = min([0.0, *finite, *([marker] if marker is not None else [])])
-    hi = max([0.0, *finite, *([marker] if marker is not None else [])])
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    extra = [marker] if marker is not None else []
+    lo, hi = min([0.0, *finite, *extra]), max([0.0, *finite, *extra])
+    if hi - lo < min_span:
+        if lo < 0 and hi > 0:
+            lo, hi = lo * min_span / (hi - lo), hi * min_span / (hi - lo)
+        elif lo < 0:
+            lo = -min_span
+        else:
+            hi = min_span
     hi = hi if hi > lo else lo + 1.0
-    width, name_w, value_w, row_h, top = 720, 200, 70, 24, 30
+    width, name_w, value_w, row_h, top = 620, 170, 70, 24, 30
     height = top + row_h * len(labels) + 10
     plot_w = width - name_w - value_w - 10
 
@@ -267,19 +284,18 @@ def hbars(title: str, labels: Sequence[str], values: Sequence[float | None], *, 
     body = [f'<text x="0" y="16" font-weight="600" fill="{INK}">{_e(title)}</text>']
     for i, (label, value) in enumerate(zip(labels, values)):
         y = top + i * row_h
-        body.append(f'<text x="{name_w - 8}" y="{_f(y + 16)}" text-anchor="end" fill="{INK}">{_e(_short(label, 28))}</text>')
+        body.append(f'<text x="{name_w - 8}" y="{_f(y + 16)}" text-anchor="end" fill="{INK}">{_e(_short(label, 22))}</text>')
         if value is None or not math.isfinite(value):
             body.append(f'<text x="{_f(x_of(0) + 6)}" y="{_f(y + 16)}" fill="{MUTED}">–</text>')
             continue
         x0, x1 = sorted((x_of(0.0), x_of(value)))
-        text = f"{value:.1%}" if percent else f"{value:+.{digits}f}" if lo < 0 else f"{value:.{digits}f}"
-        body.append(f'<rect x="{_f(x0)}" y="{_f(y + 4)}" width="{_f(max(x1 - x0, 1))}" height="{row_h - 8}" rx="2" fill="{color}">'
+        text = _signed(value, percent)
+        body.append(f'<rect x="{_f(x0)}" y="{_f(y + 4)}" width="{_f(max(x1 - x0, 1.5))}" height="{row_h - 8}" rx="2" fill="{color}">'
                     f"<title>{_e(f'{label}: {text}')}</title></rect>"
                     f'<text x="{_f(width - value_w + 4)}" y="{_f(y + 16)}" fill="{INK}">{_e(text)}</text>')
-    if lo < 0:
-        body.append(f'<line x1="{_f(x_of(0))}" x2="{_f(x_of(0))}" y1="{top}" y2="{height - 6}" stroke="{MUTED}"/>')
+    body.append(f'<line x1="{_f(x_of(0))}" x2="{_f(x_of(0))}" y1="{top}" y2="{height - 6}" stroke="{MUTED}"/>')
     if marker is not None:
         body.append(f'<line x1="{_f(x_of(marker))}" x2="{_f(x_of(marker))}" y1="{top - 6}" y2="{height - 6}" stroke="{INK}" '
-                    f'stroke-dasharray="4 3"/><text x="{_f(x_of(marker) + 4)}" y="{top - 2}" fill="{MUTED}" font-size="10">'
+                    f'stroke-dasharray="4 3"/><text x="{_f(x_of(marker) + 4)}" y="{top - 2}" fill="{MUTED}" font-size="11">'
                     f"{_e(marker_label)}</text>")
     return _svg(width, height, body, title)

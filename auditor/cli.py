@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +202,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from auditor.compare import load_inputs, write_comparison
+
+    reports, paths = load_inputs(args.reports)
+    html = write_comparison(reports, args.out, paths=paths)
+    sys.stdout.write(f"comparison: {html}\n")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from auditor.demo import run_demo
 
@@ -243,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("report", type=Path)
     render.add_argument("--out", type=Path)
     render.set_defaults(func=cmd_render)
+    compare = sub.add_parser("compare", help="several audits side by side, models ranked by leakage (compare.html)")
+    compare.add_argument("reports", type=Path, nargs="+", help="report.json files (or folders holding one)")
+    compare.add_argument("--out", type=Path, default=Path("audit-compare"), help="folder for compare.html and compare.json")
+    compare.set_defaults(func=cmd_compare)
     demo = sub.add_parser("demo", help="train a small digits classifier, export ONNX, audit it with every builtin plugin")
     demo.add_argument("--out", type=Path, default=Path("audit-report"))
     demo.add_argument("--quick", action="store_true", help="smaller budgets (about a minute)")
@@ -261,6 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that temporary report files are removed on the way out."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ANN001, ARG001
+    raise _Terminated()
+
+
+def one_line(text: str) -> str:
+    """Text from models and data on one printable line: no newlines, no terminal escape sequences."""
+    text = "".join(c if c.isprintable() or c.isspace() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -271,15 +300,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx", "torch._dynamo", "torch.export"):
         logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         return int(args.func(args))
     except AuditorError as exc:
-        sys.stderr.write(f"audit: error: {exc}\n")
+        sys.stderr.write(f"audit: error: {one_line(str(exc))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("audit: interrupted; no report was replaced\n")
         return 130
+    except _Terminated:
+        sys.stderr.write("audit: terminated; no report was replaced\n")
+        return 143
     except Exception as exc:  # noqa: BLE001 - never a bare traceback for users; -vv shows it
         log.debug("internal error", exc_info=True)
-        sys.stderr.write(f"audit: error: {type(exc).__name__}: {exc} (run with -vv for the traceback)\n")
+        sys.stderr.write(f"audit: error: {type(exc).__name__}: {one_line(str(exc))} (run with -vv for the traceback)\n")
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

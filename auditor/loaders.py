@@ -125,8 +125,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
+        detail = next((line.strip().split(". ")[0] for line in str(exc).splitlines() if "Unsupported" in line), str(exc)[:300])
         raise ModelLoadError(
-            f"{path} is not a plain state dict loadable with weights_only=True ({type(exc).__name__}: {str(exc)[:300]}); "
+            f"{path} is not a plain state dict loadable with weights_only=True ({type(exc).__name__}: {detail}); "
             "full-module pickles need pickle:PATH and --trust-model"
         ) from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

@@ -142,7 +142,8 @@ def install_backbone(path: Path, net: str = "alex", cache: Path | None = None) -
 class LpipsScorer:
     """LPIPS distances (lower = more similar) for images in [0, 1], from cached weights only."""
 
-    def __init__(self, model: Any | None, net: str, reason: str = "", source: Path | None = None, device: str | torch.device = "cpu"):
+    def __init__(self, model: Any | None, net: str, reason: str = "", source: Path | None = None,
+                 device: str | torch.device = "cpu") -> None:
         self.model = model.to(device) if model is not None else None
         self.net = net
         self.reason = reason

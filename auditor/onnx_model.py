@@ -234,7 +234,7 @@ def check_external_data(model_path: Path, model_proto) -> None:  # noqa: ANN001
             raise ModelLoadError(f"external data location {location!r} of tensor {init.name!r} is empty or invalid; refused")
         candidate = Path(location)
         if candidate.is_absolute() or ".." in candidate.parts or "\\" in location:
-            raise ModelLoadError(f"external data {location!r} of initializer {init.name!r} points outside the model's folder; refused")
+            raise ModelLoadError(f"external data {location!r} of tensor {init.name!r} points outside the model's folder; refused")
         target = folder / candidate
         try:
             if target.is_symlink():
@@ -243,7 +243,7 @@ def check_external_data(model_path: Path, model_proto) -> None:  # noqa: ANN001
             if folder not in resolved.parents:
                 raise ModelLoadError(f"external data {location!r} resolves outside the model's folder; refused")
             if not resolved.is_file():
-                raise ModelLoadError(f"external data file {location!r} named by initializer {init.name!r} is missing next to {model_path.name}")
+                raise ModelLoadError(f"external data file {location!r} named by tensor {init.name!r} is missing next to {model_path.name}")
             size = resolved.stat().st_size
         except OSError as exc:  # name too long, permission denied, symlink loop, ...
             raise ModelLoadError(f"cannot check external data {location!r} of tensor {init.name!r}: {exc}") from exc
@@ -255,5 +255,5 @@ def check_external_data(model_path: Path, model_proto) -> None:  # noqa: ANN001
         if offset < 0 or (length is not None and length < 0):
             raise ModelLoadError(f"external data of tensor {init.name!r} has a negative offset or length")
         if offset > size or (length is not None and offset + length > size):
-            raise ModelLoadError(f"external data file {location!r} is {size} bytes; initializer {init.name!r} needs bytes "
+            raise ModelLoadError(f"external data file {location!r} is {size} bytes; tensor {init.name!r} needs bytes "
                                  f"{offset}..{offset + (length or 0)}")

@@ -42,7 +42,7 @@ WIN = 2 * RADIUS + 1  # 11: the smallest image side SSIM accepts
 C1 = (0.01 * 1.0) ** 2
 C2 = (0.03 * 1.0) ** 2
 _CENTRE = 0.5  # images are centred before second moments to limit float32 cancellation
-_BLOCK_ELEMENTS = 1 << 20  # SSIM-map elements per block in ssim_matrix (few, cache-sized parallel ops)
+_BLOCK_ELEMENTS = 1 << 19  # SSIM-map elements per block in ssim_matrix (2 MiB temporaries: L2-sized)
 
 
 # --------------------------------------------------------------------------- SSIM
@@ -122,6 +122,7 @@ def ssim_matrix(x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None) -
         return out
     gh, gw = _band(h, str(x.device)), _band(w, str(x.device))
     ho, wo = gh.shape[0], gw.shape[0]
+    c1_half = torch.tensor(C1 / 2, device=x.device)
     pairs = max(1, chunk if chunk is not None else _BLOCK_ELEMENTS // (ho * wo))
     rb = max(1, min(n, math.isqrt(pairs)))
     mb = max(1, pairs // rb)
@@ -147,10 +148,10 @@ def ssim_matrix(x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None) -
                 yb = y_cols[:, :, s0:s0 + mb]
                 q = yb.shape[2]
                 cross = (gw @ torch.bmm(weights, yb).view(w, -1)).view(wo, k, ho, q)
-                prod = mx * my[..., s0:s0 + mb]
+                myb = my[..., s0:s0 + mb]
                 # centred: (2 vxy + C2) / 2 = cross - mx my + (mx + my + C2 - 0.5) / 2; (2 mx my + C1) / 2
-                a2 = cross.sub_(prod).add_(mx_half).add_(my_half[..., s0:s0 + mb])
-                num = prod.add_(C1 / 2).mul_(a2)
+                a2 = cross.addcmul_(mx, myb, value=-1.0).add_(mx_half).add_(my_half[..., s0:s0 + mb])
+                num = torch.addcmul(c1_half, mx, myb).mul_(a2)
                 den = (mx2 + my2[..., s0:s0 + mb]).mul_(vxc + vyc[..., s0:s0 + mb])
                 out[r0:r0 + k, s0:s0 + q] += num.div_(den).sum(dim=(0, 2))
     return out.mul_(4.0 / (channels * ho * wo)).clamp_(-1.0, 1.0)
@@ -256,7 +257,8 @@ def _validate(recon: torch.Tensor, labels: torch.Tensor, data: AuditData) -> tup
 _BASELINES: dict[tuple, tuple[weakref.ref, weakref.ref, np.ndarray]] = {}
 
 
-def _baseline(data: AuditData, label: int, ref_img: torch.Tensor, mem_img: torch.Tensor, cfg: ScoringConfig, seed: int) -> np.ndarray:
+def _baseline(data: AuditData, label: int, ref_img: torch.Tensor, mem_img: torch.Tensor, cfg: ScoringConfig,
+              seed: int) -> np.ndarray:
     """Nearest-member SSIM that the class's reference images reach.
 
     Cached while the same member and reference tensors are alive (several attacks scored
@@ -335,7 +337,8 @@ def _calibrate(classes: dict[int, _Class], samples: list[SampleScore], data: Aud
             notes.append(f"Classes {_names(data, short)} have fewer than {cfg.min_reference_per_class} reference images "
                          f"({counts}): their threshold pools the baseline of all classes ({pool.size} reference images).")
         else:
-            notes.append(f"Classes {_names(data, short)} cannot be calibrated: no reference image shares a class with the members.")
+            notes.append(f"Classes {_names(data, short)} cannot be calibrated: no reference image shares a class "
+                         "with the members.")
     cap = cfg.baseline_per_class
     if cap is not None and any(int((ref_lab == c).sum()) > cap for c in judged):
         notes.append(f"The baseline uses a seeded subset of {cap} reference images per class.")
@@ -428,7 +431,8 @@ def score_reconstructions(recon: torch.Tensor, labels: torch.Tensor, data: Audit
                 samples[r].nearest_reference, samples[r].nearest_reference_ssim = int(k.reference[best[i]]), float(sq[i, best[i]])
     missing = [c for c, k in classes.items() if not len(k.members)]
     if missing:
-        notes.append(f"Classes {_names(data, missing)} have reconstructions but no member images: their samples have no member scores.")
+        notes.append(f"Classes {_names(data, missing)} have reconstructions but no member images: their samples "
+                     "have no member scores.")
     calibrated = _calibrate(classes, samples, data, s_ref, s_mem, cfg, seed, notes) if classes else False
     scores = Scores(calibrated=calibrated, percentile=cfg.percentile)
     gap_classes = [k for k in classes.values() if k.to_members is not None and k.to_reference is not None]

@@ -42,9 +42,19 @@ SCRATCH = [
     ("mc/native/direct+restarts", "mc", "native", "direct", "random", 2000),
     ("mc/native/decompose+restarts", "mc", "native", "decompose", "random", 2000),
     ("g4/cnf/direct", "g4", "cnf", "direct", "none", None),
+    ("mcb/cnf/direct", "mcb", "cnf", "direct", "none", None),
     ("gc4/native/direct", "gc4", "native", "direct", "none", None),
     ("mc/native/direct+relax", "mc", "native", "direct", "relax", None),
 ]
+# which scratch configurations each net gets (None: all), to keep the default run near 20 minutes
+SCRATCH_PICK = {
+    "784-100-10": ("mc/native/direct", "mc/native/direct+restarts", "mc/native/decompose+restarts",
+                   "mc/native/direct+relax"),
+    "784-100-100-10": ("mc/native/direct+restarts", "mc/native/direct+relax"),
+    "784-200-100-100-100-10": ("mc/native/direct+restarts", "mc/native/direct+relax"),
+    "784-100-10-sparse0.9": ("mc/native/direct", "mc/hybrid/direct", "mc/native/direct+restarts",
+                             "mcb/cnf/direct", "mc/native/direct+relax"),
+}
 SEEDED = [
     ("mc/native/direct", "mc", "native", "direct", "seed", None),
     ("mc/hybrid/direct", "mc", "hybrid", "direct", "seed", None),
@@ -87,12 +97,15 @@ def check_inference(model: torch.nn.Module, net, folder: Path, xt: torch.Tensor)
     int_pred = net.predict_bits(net.to_bits(xt))
     sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     onnx_pred = sess.run(None, {sess.get_inputs()[0].name: xt.numpy()})[0].argmax(1)
-    with Engine(net, solver="mc", encoding="native") as engine:
+    with Engine(net, solver="mc", encoding="hybrid") as engine:
         bits = net.to_bits(xt[:10])
-        sat_pred = [engine.infer(b) for b in bits]
+        start = time.perf_counter()
+        sat_pred = [engine.infer(b, time_limit=120) for b in bits]
+        infer_s = (time.perf_counter() - start) / len(bits)
     return {"images": len(xt), "integer_vs_torch": float((int_pred == torch_pred).mean()),
             "onnx_vs_torch": float((onnx_pred == torch_pred).mean()),
-            "sat_inference_vs_torch": float(np.mean(np.array(sat_pred) == torch_pred[:10]))}
+            "sat_inference_vs_torch": float(np.mean(np.array(sat_pred) == torch_pred[:10])),
+            "sat_inference_images": len(bits), "sat_inference_s_per_image": round(infer_s, 3)}
 
 
 def sizes(net) -> dict:
@@ -140,16 +153,18 @@ def run_config(net, cfg: tuple, classes: list[int], limit: float, seeds: dict[in
 def enumeration(net, model, seed_bits: np.ndarray, target: int, seconds: float) -> list[dict]:
     """Distinct verified preimages per minute for one class, three ways."""
     out = []
-    for label, kwargs in (("blocking, phase saving", {}), ("blocking, random phases", {"randomize": True}),
-                          ("Hamming ball d=40 around seed", {"hamming": (seed_bits, 40)})):
+    modes = (("blocking, phase saving, no restarts", {}),
+             ("blocking, restarts near found inputs", {"conflict_budget": 1000}),
+             ("blocking, random phases per input", {"randomize": True, "conflict_budget": 1000}),
+             ("Hamming ball d=40 around seed", {"hamming": (seed_bits, 40), "conflict_budget": 1000}))
+    for label, kwargs in modes:
         with Engine(net, solver="mc", encoding="native") as engine:
-            r = engine.query(target, count=10**7, time_limit=seconds, phases=seed_bits,
-                             per_solution_limit=seconds, **kwargs)
+            r = engine.query(target, count=10**7, time_limit=seconds, phases=seed_bits, **kwargs)
         found = np.array(r.found)
         with torch.no_grad():
             ok = (model(net.to_images(found)).argmax(1) == target).all().item() if len(found) else True
         distinct = len({f.tobytes() for f in found})
-        gaps = np.diff([0.0] + r.times) if r.times else np.array([seconds])
+        gaps = np.diff([0.0] + r.times + [r.time_s])  # the tail counts: a stall at the end is a stall
         out.append({"mode": label, "class": target, "seconds": round(r.time_s, 2), "found": len(found),
                     "distinct": distinct, "verified": bool(ok), "per_minute": round(distinct / r.time_s * 60),
                     "longest_gap_s": round(float(gaps.max()), 3), "status": r.status})
@@ -205,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 classes, 2 s limits, 2 training epochs, 10 s enumeration")
     parser.add_argument("--work", type=Path, default=Path("/tmp/auditor-bnn-bench"), help="trained nets are cached here")
-    parser.add_argument("--limit", type=float, default=None, help="seconds per scratch query (default 10; quick 2)")
+    parser.add_argument("--limit", type=float, default=None,
+                        help="seconds per scratch query (default 5 on 10x10, 10 on 28x28; quick 2); seeded: at most 2")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bnn_sat.json")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -228,15 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         net = extract_network(model)
         side = model.input_shape[1]
         xt, yt = load_mnist("test", side)
-        seeds = {t: net.to_bits(xt[(yt == t).nonzero()[0]])[0] for t in classes}
+        with torch.no_grad():
+            right = model(xt).argmax(1) == yt
+        seeds = {t: net.to_bits(xt[((yt == t) & right).nonzero()[0]])[0] for t in classes}  # classified correctly
         res = {"meta": meta, "summary": net.summary(), "exact": net.exact, "notes": net.notes,
                "first_layer_median_D": float(np.median((net.layers[0].threshold + np.abs(net.layers[0].weight).sum(1)) / 2)),
                "inference": check_inference(model, net, work / name, xt[:2000]), "sizes": sizes(net)}
-        scratch = SCRATCH if arch == "100-100-10" or sparsity else [c for c in SCRATCH if c[2] != "cnf"]
-        if arch.count("-") > 2:
-            scratch = [c for c in scratch if c[0] in ("mc/native/direct", "mc/native/direct+restarts", "mc/native/direct+relax")]
-        res["scratch"] = [run_config(net, cfg, classes, limit, seeds) for cfg in scratch]
-        res["seeded"] = [run_config(net, cfg, classes, limit, seeds) for cfg in SEEDED]
+        pick = SCRATCH_PICK.get(name)
+        scratch = [c for c in SCRATCH if pick is None or c[0] in pick]
+        net_limit = limit if args.limit or args.quick else (5.0 if arch == "100-100-10" else 10.0)
+        res["scratch_limit_s"], res["seeded_limit_s"] = net_limit, min(net_limit, 2.0)
+        res["scratch"] = [run_config(net, cfg, classes, net_limit, seeds) for cfg in scratch]
+        res["seeded"] = [run_config(net, cfg, classes, min(net_limit, 2.0), seeds) for cfg in SEEDED]
         results["nets"][name] = res
         if arch == "784-100-10" and not sparsity:
             results["enumeration"] = enumeration(net, model, seeds[classes[0]], classes[0], 10.0 if args.quick else 30.0)

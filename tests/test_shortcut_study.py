@@ -33,7 +33,8 @@ def test_tiny_study_writes_report(tmp_path, capsys):
     titles = [t["title"] for t in report["tables"]]
     assert "Accuracy with and without the shortcut" in titles and "Inversion: does the planted patch appear?" in titles
     figures = [f["title"] for f in report["figures"]]
-    assert "Inversion of mlp (lr 0.01)" in figures and "Inversion of vit_nopos (lr 0.01)" in figures  # the middle lr
+    assert sum(f.startswith("Inversion of mlp (lr ") for f in figures) == 1  # the lr most accurate with the shortcut
+    assert sum(f.startswith("Inversion of vit_nopos (lr ") for f in figures) == 1
     assert any(f.startswith("Mean reliance") for f in report["findings"])
     assert "report:" in capsys.readouterr().out
 

@@ -120,3 +120,4 @@ def test_privacy_study_smoke(tmp_path, capsys):
     assert all(r["status"] == "completed" for r in study["rows"])
     html = (tmp_path / "study.html").read_text()
     assert "Leakage by architecture" in html and html.count("data:image/png;base64,") >= 3
+    assert (tmp_path / "compare.html").exists()

@@ -178,7 +178,7 @@ def deploy_module(net: BinaryNetwork) -> nn.Sequential:
         out.weight.copy_(torch.as_tensor(net.output.weight, dtype=torch.float32))
         out.bias.copy_(torch.as_tensor(net.output.bias, dtype=torch.float32))
     layers.append(out)
-    return nn.Sequential(*layers).eval()
+    return nn.Sequential(*layers).eval().requires_grad_(False)
 
 
 def random_bnn(arch: Sequence[int], input_shape: tuple[int, int, int], seed: int = 0, sparsity: float = 0.0) -> BNN:

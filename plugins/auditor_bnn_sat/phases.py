@@ -12,7 +12,6 @@ import logging
 import time
 
 import numpy as np
-import torch
 
 from auditor_bnn_sat.network import BinaryNetwork
 
@@ -20,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def relaxed_bits(net: BinaryNetwork, target: int, *, steps: int = 300, restarts: int = 3, seed: int = 0,
-                 time_limit: float = 5.0) -> tuple[np.ndarray, bool]:
+                 time_limit: float = 5.0, lr: float = 0.1) -> tuple[np.ndarray, bool]:
     """Input bits the network (nearly) maps to ``target``, found without data.
 
     Args:
@@ -30,37 +29,45 @@ def relaxed_bits(net: BinaryNetwork, target: int, *, steps: int = 300, restarts:
         restarts: Random restarts (stops at the first exact hit).
         seed: Seed of the random starts.
         time_limit: Seconds for all restarts together.
+        lr: Adam step size.
 
     Returns:
         ``(bits, hit)``: the best bits found and whether they are classified ``target``.
     """
     start = time.monotonic()
-    gen = torch.Generator().manual_seed(seed * 7919 + target)
-    weights = [torch.as_tensor(l.weight, dtype=torch.float32) for l in net.layers]
+    rng = np.random.default_rng(seed * 7919 + target)
+    weights = [l.weight.astype(np.float64) for l in net.layers]
     scales = [1.0 / max(1.0, float(np.sqrt(np.abs(l.weight).sum(1).mean()))) for l in net.layers]
-    thresholds = [torch.as_tensor(l.threshold, dtype=torch.float32) for l in net.layers]
-    w_out = torch.as_tensor(net.output.weight, dtype=torch.float32)
-    bias = torch.as_tensor(net.output.bias, dtype=torch.float32)
-    const = torch.as_tensor(net.in_const, dtype=torch.float32)
-    free = const < 0
-    fixed = torch.where(const > 0, 1.0, -1.0)
-    others = torch.tensor([c for c in range(net.num_classes) if c != target])
-    best_bits, best_margin = None, -np.inf
-    for restart in range(restarts):
-        theta = (0.5 * torch.randn(net.n_inputs, generator=gen)).requires_grad_(True)
-        opt = torch.optim.Adam([theta], lr=0.1)
-        for step in range(steps):
-            beta = 1.0 + 9.0 * step / max(1, steps - 1)
-            x = torch.where(free, torch.tanh(theta), fixed)
-            for w, c, s in zip(weights, thresholds, scales):
-                x = torch.tanh(beta * s * (w @ x - c + 1.0))
-            score = w_out @ x + bias
-            loss = torch.logsumexp(score[others] - score[target], 0)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if step % 25 == 24 or step == steps - 1:
-                bits = (theta.detach().numpy() > 0) & free.numpy() | (const.numpy() > 0)
+    offsets = [1.0 - l.threshold.astype(np.float64) for l in net.layers]
+    w_out, bias = net.output.weight.astype(np.float64), net.output.bias
+    free = net.in_const < 0
+    fixed = np.where(net.in_const > 0, 1.0, -1.0)
+    others = np.array([c for c in range(net.num_classes) if c != target])
+    best_bits, best_margin = fixed > 0, -np.inf
+    for _ in range(restarts):
+        theta = 0.5 * rng.standard_normal(net.n_inputs)
+        m1, m2 = np.zeros_like(theta), np.zeros_like(theta)
+        for step in range(1, steps + 1):
+            beta = 1.0 + 9.0 * (step - 1) / max(1, steps - 1)
+            acts = [np.where(free, np.tanh(theta), fixed)]
+            for w, off, s in zip(weights, offsets, scales):
+                acts.append(np.tanh(beta * s * (w @ acts[-1] + off)))
+            score = w_out @ acts[-1] + bias
+            d = score[others] - score[target]
+            p = np.exp(d - d.max())
+            p /= p.sum()
+            g_score = np.zeros_like(score)
+            g_score[others] = p
+            g_score[target] = -p.sum()
+            g = w_out.T @ g_score
+            for w, s, a in zip(reversed(weights), reversed(scales), reversed(acts[1:])):
+                g = beta * s * (w.T @ (g * (1.0 - a * a)))
+            g = g * (1.0 - acts[0] * acts[0]) * free
+            m1 = 0.9 * m1 + 0.1 * g
+            m2 = 0.999 * m2 + 0.001 * g * g
+            theta -= lr * (m1 / (1 - 0.9**step)) / (np.sqrt(m2 / (1 - 0.999**step)) + 1e-8)
+            if step % 10 == 0 or step == steps:
+                bits = np.where(free, theta > 0, fixed > 0)
                 margin = float(net.margins(bits[None, :], target)[0])
                 if margin > best_margin:
                     best_bits, best_margin = bits, margin

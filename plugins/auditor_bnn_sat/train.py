@@ -124,15 +124,23 @@ def export_onnx(model: torch.nn.Module, path: Path, input_shape: tuple[int, int,
 
 
 def _with_plain_signs(model: BNN) -> torch.nn.Sequential:
-    """A copy of a BNN whose sign activations are ``torch.sign`` (exports as ONNX ``Sign``)."""
+    """A copy of a BNN for export as is: ``torch.sign`` activations (ONNX ``Sign``), batch norm kept,
+    binary weights (and quantised biases) stored as plain ``Linear`` constants."""
     import copy
 
-    from auditor_bnn_sat.bnn import SignActivation
+    from auditor_bnn_sat.bnn import BinaryLinear, SignActivation
 
     clone = copy.deepcopy(model).eval()
     for i, layer in enumerate(clone):
         if isinstance(layer, SignActivation):
             clone[i] = SignActivation("sign")
+        elif isinstance(layer, BinaryLinear):
+            lin = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+            with torch.no_grad():
+                lin.weight.copy_(layer.binary_weight())
+                if layer.bias is not None:
+                    lin.bias.copy_(layer.quantised_bias())
+            clone[i] = lin
     return clone
 
 

@@ -108,6 +108,8 @@ class ShortcutProbe(Attack):
         metrics = self._metrics(result, regions, area, cfg)
         findings = self._findings(result, regions, area, cfg, data.class_names)
         table = self._table(result, regions, data.class_names)
+        log.info("shortcut probe: max pull %.2f, %d class(es) at or above %.2f, %d queries", metrics["max_pull"],
+                 int(metrics["classes_hijacked"]), cfg.pull_high, result.queries)
         return AttackOutput(metrics=metrics, findings=findings, figures=figures, tables=[table], notes=notes, score=False)
 
     def assess(self, result: AttackResult) -> list[Finding]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
@@ -75,7 +74,7 @@ class CellResult:
     drop: float              # acc_with - acc_without: reliance on the shortcut
     acc_conflict: float      # test images carrying another class's shortcut
     follows_patch: float     # share of the conflicting set predicted as the patch's class
-    acc_train: float
+    acc_train: float         # on (up to) the first 2,000 shortcut training images
     train_seconds: float
     probe_max_pull: float = float("nan")
     probe_hijacked: int = -1
@@ -117,7 +116,7 @@ def train_cell(arch: str, lr: float, data: StudyData, shortcut: Shortcut, *, epo
     acc = lambda x, t: zoo.accuracy(net, x, t, data.mean, data.std)  # noqa: E731
     acc_with, acc_without = acc(with_x, y), acc(data.test.images, y)
     row = CellResult(arch, lr, acc_with, acc_without, acc_with - acc_without, acc(conflict_x, y), acc(conflict_x, conflict_codes),
-                     acc(x_train, data.train.labels), seconds)
+                     acc(x_train[:2000], data.train.labels[:2000]), seconds)
     log.info("%s lr=%g: with %.3f without %.3f drop %.3f (%.0f s)", arch, lr, acc_with, acc_without, row.drop, seconds)
     return net, row
 
@@ -179,8 +178,3 @@ def invert_cell(net: torch.nn.Module, arch: str, lr: float, data: StudyData, sho
     at_planted = sum(within_cell((r.row, r.col), shortcut.positions[r.target], 1) for r in regions)
     lift = sum(r.ratio for r in regions) / max(len(regions), 1)
     return InversionCell(arch, lr, train_log.steps, train_log.seconds, hit, presence, control, at_planted, lift, images, labels)
-
-
-def ensure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

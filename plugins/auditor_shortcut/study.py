@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 
 ARCHS = ("mlp", "cnn", "vit", "vit_nopos")
 PROFILES = {  # defaults (about 15 min on 2 busy cores, single thread) and --quick (about 2 min)
-    "default": {"train_size": 10000, "test_size": 2000, "epochs": 5, "lrs": "1e-4,1e-3,1e-2", "inversion_seconds": 60.0},
-    "quick": {"train_size": 2000, "test_size": 1000, "epochs": 2, "lrs": "1e-3,1e-2", "inversion_seconds": 20.0},
+    "default": {"train_size": 10000, "test_size": 2000, "epochs": 5, "lrs": "1e-4,1e-3,1e-2", "inversion_seconds": 90.0,
+                "probe_stride": 2, "probe_search": 5},
+    "quick": {"train_size": 2000, "test_size": 1000, "epochs": 2, "lrs": "1e-3,1e-2", "inversion_seconds": 15.0,
+              "probe_stride": 3, "probe_search": 4},
 }
 
 
@@ -52,11 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intensity-low", type=float, default=0.2)
     p.add_argument("--intensity-high", type=float, default=1.0)
     p.add_argument("--inversion-seconds", type=float, default=None, help="generator budget per architecture (0: no inversion)")
-    p.add_argument("--inversion-lr", type=float, default=None, help="learning rate of the model inverted (default: the middle one)")
+    p.add_argument("--inversion-lr", type=float, default=None,
+                   help="learning rate of the model inverted per architecture (default: the one most accurate with the shortcut)")
     p.add_argument("--inversion-samples", type=int, default=8)
     p.add_argument("--no-probe", action="store_true", help="skip the audit probe of each model")
-    p.add_argument("--probe-stride", type=int, default=2, help="probe grid step in pixels")
-    p.add_argument("--probe-search", type=int, default=5, help="clean test images per class in the probe's grid search")
+    p.add_argument("--probe-stride", type=int, default=None, help="probe grid step in pixels (default 2; --quick 3)")
+    p.add_argument("--probe-search", type=int, default=None, help="clean test images per class in the probe's grid search (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small models on a busy machine)")
     return p
@@ -91,22 +94,26 @@ def study_main(argv: list[str]) -> int:
     spec = ShortcutSpec(mode=args.mode, patch_size=args.patch_size, fraction=args.fraction, intensity_low=args.intensity_low,
                         intensity_high=args.intensity_high)
     shortcut = Shortcut(spec, data.num_classes, data.train.image_shape)
-    inversion_lr = args.inversion_lr if args.inversion_lr is not None else sorted(lrs)[len(lrs) // 2]
     log.info("shortcut study on %s: %s", args.dataset, shortcut.describe())
     rows: list[CellResult] = []
     inversions: list[InversionCell] = []
     for arch in archs:
+        chosen: tuple[torch.nn.Module, CellResult] | None = None
         for lr in lrs:
             net, row = train_cell(arch, lr, data, shortcut, epochs=args.epochs, seed=args.seed)
             if not args.no_probe:
                 probe_cell(net, row, data, shortcut, ProbeSettings(stride=args.probe_stride, search_per_class=args.probe_search))
             rows.append(row)
-            if args.inversion_seconds > 0 and abs(lr - inversion_lr) < 1e-12:
-                inversions.append(invert_cell(net, arch, lr, data, shortcut, seconds=args.inversion_seconds,
-                                              samples=args.inversion_samples, seed=args.seed))
+            wanted = abs(lr - args.inversion_lr) < 1e-12 if args.inversion_lr is not None else (
+                chosen is None or row.acc_with > chosen[1].acc_with)
+            if wanted:
+                chosen = (net, row)
+        if args.inversion_seconds > 0 and chosen is not None:
+            inversions.append(invert_cell(chosen[0], arch, chosen[1].lr, data, shortcut, seconds=args.inversion_seconds,
+                                          samples=args.inversion_samples, seed=args.seed))
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     settings.update({"shortcut": shortcut.describe(), "mean": data.mean, "std": data.std, "torch_threads": torch.get_num_threads(),
-                     "train_images": len(data.train), "test_images": len(data.test), "inversion_model_lr": inversion_lr})
+                     "train_images": len(data.train), "test_images": len(data.test), "inverted": {inv.arch: inv.lr for inv in inversions}})
     report = build_report(args.dataset, shortcut, rows, inversions, settings, probe=not args.no_probe)
     report.duration_s = time.monotonic() - start
     path = write_study_report(report, args.out)

@@ -63,6 +63,7 @@ def run_study(args: argparse.Namespace) -> StudyReport:
     test = load_images(ds.test)
     reference = test.subset(balanced_subset(test.labels.numpy(), args.reference, args.seed)) if args.reference < len(test) else test
     rows, figures = [], []
+    reports, paths, labels = [], [], []
     pm = get_plugin_manager()
     for size in sizes:
         members = train_all.subset(balanced_subset(train_all.labels.numpy(), size, args.seed))
@@ -84,6 +85,9 @@ def run_study(args: argparse.Namespace) -> StudyReport:
                                    "report": {"out": str(args.out / name)}, "attacks": {a: options.get(a, {}) for a in attacks}})
             report = run_audit(config, pm, model=model, data=data)
             write_report(report, args.out / name)
+            reports.append(report)
+            paths.append(args.out / name / "report.json")
+            labels.append(name)
             for result in report.results:
                 s = result.scores
                 rows.append({"model": name, "arch": arch, "size": size, "attack": result.attack, "status": result.status,
@@ -98,6 +102,9 @@ def run_study(args: argparse.Namespace) -> StudyReport:
                     figures.append(Figure(title=f"{name} · {result.attack}", png_base64=grid.png_base64,
                                           caption=f"test accuracy {test_acc:.3f}; matched SSIM {rows[-1]['matched_ssim'] or float('nan'):.3f}; "
                                                   f"gap {rows[-1]['gap'] if rows[-1]['gap'] is not None else float('nan'):+.3f}"))
+    from auditor.compare import write_comparison
+
+    write_comparison(reports, args.out, paths=paths, labels=labels, title=f"Privacy study: {args.dataset}, models ranked by leakage")
     return _report(args, rows, figures, sizes, archs, attacks, time.monotonic() - start)
 
 

@@ -95,7 +95,7 @@ def _threshold_text(signal: str, roc: Roc) -> str:
     """The calibrated 1%-FPR threshold in the signal's own units (loss or probability)."""
     t = roc.threshold_at(0.01)
     if not np.isfinite(t):
-        return "– (no member scores above every non-member)"
+        return "– (no threshold flags a member at ≤ 1% FPR)"
     if signal == "loss":
         return f"loss ≤ {float(np.log1p(np.exp(-t))):.4g}"
     return f"confidence ≥ {float(1 / (1 + np.exp(-t))):.6g}"
@@ -143,11 +143,12 @@ class MembershipInference(Attack):
                               "Chance: AUC 0.5 and TPR equal to the FPR. The threshold is calibrated on the non-members.")
         notes = [f"Findings use the {used} signal ({'chosen as the stronger of loss and confidence' if config.signal == 'best' else 'configured'})."]
         if len(idx_r) < config.min_reference_for_tpr:
-            notes.append(f"Only {len(idx_r)} non-members were scored, so a 1% false-positive rate allows {len(idx_r) // 100} false alarm(s): "
-                         f"TPR at 1% FPR is shown but not used for findings (that needs {config.min_reference_for_tpr} non-members).")
+            notes.append(f"Only {len(idx_r)} non-members were scored, too few to measure a 1% false-positive rate (1% of them is "
+                         f"{len(idx_r) / 100:.2g} images): TPR at 1% FPR is shown but not used for findings "
+                         f"(that needs {config.min_reference_for_tpr} non-members).")
         figure = Figure(title="Membership inference ROC", png_base64=roc_figure_png(curves, "Members vs non-members by threshold"),
                         caption="True-positive rate (members found) against false-positive rate (non-members wrongly flagged); "
-                                "the dashed diagonal is chance. Right: the same curves on log axes, where the 1% FPR operating point is.")
+                                "the dotted diagonal is chance. Right: the same curves on log axes, with the 1% FPR operating point in red.")
         return AttackOutput(metrics=metrics, tables=[table], figures=[figure], notes=notes, score=False)
 
     def assess(self, result: AttackResult) -> list[Finding]:

@@ -77,18 +77,20 @@ def roc_figure_png(curves: dict[str, Roc], title: str) -> str:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), dpi=110)
-    floor = 1.0 / max(max(r.n_reference for r in curves.values()), 1)
-    for name, roc in curves.items():
+    floor = min(1.0 / max(max(r.n_reference for r in curves.values()), 1), 0.01)  # the log axes always show the 1% FPR line
+    styles = ["-", (0, (5, 2)), (0, (1, 1.5)), "-."]  # curves that coincide (all predictions right) stay visible
+    for i, (name, roc) in enumerate(curves.items()):
         label = f"{name} (AUC {roc.auc:.3f}, TPR@1% {roc.tpr_at(0.01):.1%})"
-        axes[0].plot(roc.fpr, roc.tpr, lw=2, label=label)
-        axes[1].plot(np.maximum(roc.fpr, floor / 2), np.maximum(roc.tpr, floor / 2), lw=2, label=name)
-    axes[0].plot([0, 1], [0, 1], ls="--", color="#888", lw=1, label="chance")
-    axes[1].plot([floor / 2, 1], [floor / 2, 1], ls="--", color="#888", lw=1)
-    axes[1].axvline(0.01, color="#b3261e", lw=1, ls=":")
+        style = styles[i % len(styles)]
+        axes[0].plot(roc.fpr, roc.tpr, lw=2, ls=style, label=label)
+        axes[1].plot(np.maximum(roc.fpr, floor / 2), np.maximum(roc.tpr, floor / 2), lw=2, ls=style, label=name)
+    axes[0].plot([0, 1], [0, 1], ls=":", color="#888", lw=1, label="chance")
+    axes[1].plot([floor / 2, 1], [floor / 2, 1], ls=":", color="#888", lw=1)
+    axes[1].axvline(0.01, color="#b3261e", lw=1, ls="--")
     axes[0].set(xlabel="false-positive rate (non-members flagged)", ylabel="true-positive rate (members found)", xlim=(0, 1), ylim=(0, 1.01))
     axes[1].set(xscale="log", yscale="log", xlabel="false-positive rate (log)", ylabel="true-positive rate (log)",
                 xlim=(floor / 2, 1), ylim=(floor / 2, 1.05))
-    axes[1].set_title("low false-positive regime (dotted: 1%)", fontsize=9)
+    axes[1].set_title("low false-positive regime (red: 1% FPR)", fontsize=9)
     axes[0].legend(fontsize=7.5, loc="lower right")
     for ax in axes:
         ax.grid(alpha=0.3)

@@ -1,0 +1,90 @@
+"""Benchmark the shortcut probe on MNIST: planted vs clean models for every zoo architecture.
+
+Usage: ``python bench/bench_shortcut.py [--quick] [--archs mlp,cnn,vit,vit_nopos] [--out bench/results/shortcut.json]``
+
+For each architecture, one model is trained with a 3×3 positional shortcut (white patch, class k on a
+ring 1 px inside the border, every training image) and one on clean images; the audit's
+``ShortcutProbe`` (inversion off) then runs on clean test images. Reported per model: finding
+severity, max and mean pull, classes pulled ≥ 50%, planted spots found within one grid cell,
+clean accuracy, queries and probe wall time. This is the false-positive / detection check behind the
+``pull_high`` and ``pull_medium`` defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
+
+import torch  # noqa: E402
+
+from auditor import zoo  # noqa: E402
+from auditor.attack import RunContext  # noqa: E402
+from auditor.data import AuditData, load_images  # noqa: E402
+from auditor.model import from_module  # noqa: E402
+from auditor.paths import datasets_dir  # noqa: E402
+from auditor_shortcut.attack import ShortcutConfig, ShortcutProbe  # noqa: E402
+from auditor_shortcut.planting import Shortcut, ShortcutSpec  # noqa: E402
+from auditor_shortcut.probe import within_cell  # noqa: E402
+
+MEAN, STD = (0.1307,), (0.3081,)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 training images, 2 epochs")
+    parser.add_argument("--archs", default="mlp,cnn,vit,vit_nopos")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/shortcut.json"))
+    args = parser.parse_args()
+    root = datasets_dir()
+    if root is None:
+        print("no datasets folder with mnist/ found: set AUDITOR_DATASETS or put ../shared/datasets beside the checkout",
+              file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    n_train, epochs = (2000, 2) if args.quick else (10000, 5)
+    train = load_images(f"{root}/mnist:train", limit=n_train, subset_seed=0)
+    test = load_images(f"{root}/mnist:test", limit=1000, subset_seed=1)
+    data = AuditData(test, None, 10, tuple(str(i) for i in range(10)))
+    shortcut = Shortcut(ShortcutSpec(mode="position", patch_size=3), 10, (1, 28, 28))
+    planted_images, _ = shortcut.plant(train.images, train.labels, seed=0)
+    rows = []
+    for arch in args.archs.split(","):
+        for kind, images in (("planted", planted_images), ("clean", train.images)):
+            net = zoo.build(arch, (1, 28, 28), 10)  # type: ignore[arg-type]
+            start = time.monotonic()
+            zoo.train(net, images, train.labels, mean=MEAN, std=STD, epochs=epochs, lr=1e-3, seed=0)
+            train_s = time.monotonic() - start
+            model = from_module(net, num_classes=10, input_shape=(1, 28, 28), mean=MEAN, std=STD)
+            start = time.monotonic()
+            out = ShortcutProbe(ShortcutConfig(inversion=False)).run(
+                model, data, RunContext(device=torch.device("cpu"), seed=0, show_progress=False))
+            probe_s = time.monotonic() - start
+            found = 0
+            for row in out.tables[0].rows:
+                k = int(row[0].split()[0])
+                r, c = (int(v) for v in row[1].strip("()").split(","))
+                found += within_cell((r, c), shortcut.positions[k], 2)
+            rows.append({"arch": arch, "model": kind, "severity": out.findings[0].severity.value,
+                         "max_pull": round(out.metrics["max_pull"], 3), "mean_pull": round(out.metrics["mean_pull"], 3),
+                         "hijacked": int(out.metrics["classes_hijacked"]), "found": found if kind == "planted" else None,
+                         "clean_acc": round(out.metrics["clean_accuracy"], 3), "queries": int(out.metrics["queries"]),
+                         "train_s": round(train_s, 1), "probe_s": round(probe_s, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    keys = list(rows[0])
+    print("  ".join(f"{k:>10}" for k in keys))
+    for row in rows:
+        print("  ".join(f"{str(row[k]):>10}" for k in keys))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"train_images": n_train, "epochs": epochs, "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
