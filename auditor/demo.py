@@ -35,7 +35,7 @@ def train_demo_model(out_dir: Path, *, seed: int = 0, epochs: int = 20) -> Path:
 
 def run_demo(out: Path = Path("audit-report"), *, quick: bool = False, seed: int = 0) -> int:
     model_path = train_demo_model(out / "model", seed=seed, epochs=10 if quick else 25)
-    budget = 20.0 if quick else 75.0
+    budget = 15.0 if quick else 45.0
     raw = {
         "model": {"source": str(model_path)},
         "data": {"members": "digits:train", "reference": "digits:test"},
@@ -47,7 +47,8 @@ def run_demo(out: Path = Path("audit-report"), *, quick: bool = False, seed: int
     from auditor.plugins import collect_attacks
 
     installed = collect_attacks(pm)
-    for name, budgets in (("tldr", {"inversion_seconds": budget / 2, "reconstruction_seconds": budget / 2}),):
+    for name, budgets in (("tldr", {"inversion_seconds": budget * 2 / 3, "reconstruction_seconds": budget}),
+                          ("shortcut", {"inversion_seconds": budget / 2})):
         if name in installed:
             raw["attacks"][name] = {k: v for k, v in budgets.items() if k in installed[name].Config.model_fields}
     config = build_config(raw)

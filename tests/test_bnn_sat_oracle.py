@@ -58,7 +58,10 @@ CASES = [(net_key, solver, enc, strategy, PHASES[(i + j + k) % len(PHASES)])
 @pytest.mark.parametrize("net_key,solver,encoding,strategy,phases", CASES)
 def test_enumeration_matches_exhaustive(net_key, solver, encoding, strategy, phases):
     net, pred, sets = truth(net_key)
-    with Engine(net, solver=solver, encoding=encoding, strategy=strategy, cnf_max_cells=30, seed=1) as engine:
+    # hybrid: CNF for the first hidden layer, native for the rest
+    with Engine(net, solver=solver, encoding=encoding, strategy=strategy, cnf_layers=1, seed=1) as engine:
+        if encoding == "hybrid":
+            assert engine.size["clauses"] > 100 and engine.size["native_constraints"] > 0
         for t in range(5):
             ph = None
             if phases == "seed" and (pred == t).any():

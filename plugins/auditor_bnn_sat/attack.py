@@ -37,7 +37,7 @@ class BnnSatConfig(AttackConfig):
     encoding: Literal["native", "cnf", "hybrid"] = Field("native", description="How hidden neurons y <=> sum >= D are "
                                                          "written: native AtMost constraints, full-equivalence "
                                                          "sequential counters (CNF), or CNF for small counters only.")
-    cnf_max_cells: int = Field(20000, ge=1, description="hybrid: largest counter (inputs x band width) written as CNF.")
+    cnf_max_cells: int = Field(6000, ge=1, description="hybrid: largest counter (inputs x band width) written as CNF.")
     strategy: Literal["direct", "decompose"] = Field("direct", description="direct: one solver, class selectors as "
                                                      "assumptions; decompose: choose first-layer patterns that make "
                                                      "the class win, then solve the first layer (cores cut patterns).")

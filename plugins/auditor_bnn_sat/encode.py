@@ -10,7 +10,10 @@ constant inputs are folded away. Two encodings of one reified constraint:
   still decide ``sum >= D`` (width ``min(D, n-D+1)``), so unit propagation computes every
   auxiliary from the inputs.
 
-``hybrid`` uses the counter where it has at most ``cnf_max_cells`` cells, native otherwise.
+``hybrid`` writes CNF for the layers, from the input on, whose counters all have at most
+``cnf_max_cells`` cells, and native constraints from the first layer that does not: a counter
+only pays off when unit propagation reaches its inputs (measured: CNF behind a native layer
+made each conflict ~100x slower).
 The output layer: class ``t`` wins iff it beats every ``c`` (``>=`` against later classes,
 ``>`` against earlier ones, as ``torch.argmax``), each comparison guarded by the class
 selector ``sel[t]`` that queries pass as an assumption.
@@ -141,9 +144,12 @@ class Encoder:
         net: The network.
         encoding: ``native``, ``cnf`` or ``hybrid`` (see the module doc).
         cnf_max_cells: Largest sequential counter (inputs x band width) ``hybrid`` writes as CNF.
+        cnf_layers: ``hybrid`` only: write exactly this many leading layers as CNF (the output
+            counts as the last layer) instead of deciding by ``cnf_max_cells``.
     """
 
-    def __init__(self, net: BinaryNetwork, encoding: Encoding = "hybrid", cnf_max_cells: int = 20000) -> None:
+    def __init__(self, net: BinaryNetwork, encoding: Encoding = "hybrid", cnf_max_cells: int = 6000,
+                 cnf_layers: int | None = None) -> None:
         if encoding not in ("native", "cnf", "hybrid"):
             raise ValueError(f"encoding must be native, cnf or hybrid, got {encoding!r}")
         self.net, self.encoding, self.cnf_max_cells = net, encoding, cnf_max_cells
@@ -170,6 +176,13 @@ class Encoder:
         for t in range(k):
             for c in range(t + 1, k):
                 self.pairs[(t, c)] = weighted_card(prev, w[t] - w[c], net.output.beats_threshold(t, c))
+        # per layer (and the output, last): CNF or native
+        small = [all(c is None or c.cells <= cnf_max_cells for c in layer) for layer in self.cards]
+        small.append(all(c.cells <= cnf_max_cells for c in self.pairs.values()))
+        prefix = list(np.cumprod(small).astype(bool))
+        if cnf_layers is not None:
+            prefix = [i < cnf_layers for i in range(len(small))]
+        self.layer_cnf = [encoding == "cnf" or (encoding == "hybrid" and p) for p in prefix]
 
     def _new(self) -> int:
         self.top += 1
@@ -179,11 +192,8 @@ class Encoder:
         """A fresh auxiliary variable."""
         return self._new()
 
-    def _uses_cnf(self, card: Card) -> bool:
-        return self.encoding == "cnf" or (self.encoding == "hybrid" and card.cells <= self.cnf_max_cells)
-
-    def reified(self, card: Card, y: int, f: Formula) -> None:
-        if self._uses_cnf(card):
+    def reified(self, card: Card, y: int, f: Formula, cnf: bool) -> None:
+        if cnf:
             seqcounter(card, y, self._new, f.clauses)
         else:
             native_reified(card, y, f.atmosts)
@@ -197,7 +207,7 @@ class Encoder:
         f = Formula()
         for y, card in zip(self.neurons[index].tolist(), self.cards[index]):
             if card is not None:
-                self.reified(card, y, f)
+                self.reified(card, y, f, self.layer_cnf[index])
         return f
 
     def output(self) -> Formula:
@@ -212,7 +222,7 @@ class Encoder:
             if const is False:
                 f.clauses.append([-sel[t]])
                 continue
-            if self._uses_cnf(card):
+            if self.layer_cnf[-1]:
                 p = self._new()
                 seqcounter(card, p, self._new, f.clauses)
                 f.clauses += [[-sel[t], p], [-sel[c], -p]]
@@ -237,7 +247,7 @@ class Encoder:
         if distance >= n:
             return f
         card = Card(lits, distance + 1)
-        if self.encoding != "native" and (self.encoding == "cnf" or card.cells <= self.cnf_max_cells):
+        if self.layer_cnf[0]:
             r = self._new()
             seqcounter(card, r, self._new, f.clauses)
             f.clauses.append([-guard, -r])

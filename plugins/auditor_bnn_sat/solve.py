@@ -63,11 +63,13 @@ class Engine:
         encoding: ``native``, ``cnf`` or ``hybrid``.
         strategy: ``direct`` or ``decompose``.
         cnf_max_cells: Largest sequential counter written as CNF by ``hybrid``.
+        cnf_layers: ``hybrid``: this many leading layers as CNF, whatever their size.
         seed: Seed of random phases.
     """
 
     def __init__(self, net: BinaryNetwork, *, solver: str = "mc", encoding: Encoding = "hybrid",
-                 strategy: Strategy = "direct", cnf_max_cells: int = 20000, seed: int = 0) -> None:
+                 strategy: Strategy = "direct", cnf_max_cells: int = 6000, cnf_layers: int | None = None,
+                 seed: int = 0) -> None:
         if solver not in INTERRUPTIBLE | ISOLATED:
             raise ValueError(f"solver {solver!r} is not supported (no incremental interruptible solve); "
                              f"use one of {sorted(INTERRUPTIBLE | ISOLATED)}")
@@ -79,7 +81,7 @@ class Engine:
         self.net, self.strategy, self.solver_name = net, strategy, solver
         self.rng = np.random.default_rng(seed)
         t0 = time.perf_counter()
-        self.enc = Encoder(net, encoding, cnf_max_cells)
+        self.enc = Encoder(net, encoding, cnf_max_cells, cnf_layers)
         if encoding == "cnf":
             cells = self.enc.estimate_cells()
             if cells > 5_000_000:

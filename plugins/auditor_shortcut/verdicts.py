@@ -8,6 +8,9 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+TIE = 0.03  # differences of mean drop below this are called ties (one seed per cell)
+
+
 def _nanmean(values: list[float]) -> float:
     return _mean([v for v in values if v == v])
 
@@ -38,13 +41,21 @@ def study_findings(rows: list[CellResult], inversions: list[InversionCell], num_
         out.append(f"ViTs rely on the shortcut most: {verdict} the paper (largest ViT drop {top_vit:.2f} vs "
                    + ", ".join(f"{a} {drop[a]:.2f}" for a in others) + ").")
     if "cnn" in drop and len(drop) > 1:
-        least = min(drop, key=lambda a: drop[a])
-        verdict = "consistent with" if least == "cnn" else "unlike"
-        out.append(f"CNNs rely on it least: {verdict} the paper (least: {least} {drop[least]:.2f}; cnn {drop['cnn']:.2f}).")
+        order = sorted(drop, key=lambda a: drop[a])
+        if order[0] == "cnn":
+            out.append(f"CNNs rely on it least: consistent with the paper (cnn {drop['cnn']:.2f}; next lowest {order[1]} "
+                       f"{drop[order[1]]:.2f}).")
+        else:
+            out.append(f"CNNs rely on it least: unlike the paper (least: {order[0]} {drop[order[0]]:.2f}; cnn {drop['cnn']:.2f}).")
     if "vit" in drop and "vit_nopos" in drop:
-        more = drop["vit_nopos"] > drop["vit"]
-        out.append(f"Without positional embedding the ViT relied {'more' if more else 'less'} on the shortcut "
-                   f"({drop['vit_nopos']:.2f} vs {drop['vit']:.2f}): {'consistent with' if more else 'unlike'} the paper.")
+        diff = drop["vit_nopos"] - drop["vit"]
+        if abs(diff) < TIE:
+            out.append(f"Without positional embedding the ViT relied about as much on the shortcut ({drop['vit_nopos']:.2f} vs "
+                       f"{drop['vit']:.2f}, a difference below {TIE}); the paper reports more.")
+        else:
+            more = diff > 0
+            out.append(f"Without positional embedding the ViT relied {'more' if more else 'less'} on the shortcut "
+                       f"({drop['vit_nopos']:.2f} vs {drop['vit']:.2f}): {'consistent with' if more else 'unlike'} the paper.")
     lrs = sorted(dict.fromkeys(r.lr for r in ok))
     if len(lrs) > 1:
         changes = []
@@ -62,9 +73,12 @@ def study_findings(rows: list[CellResult], inversions: list[InversionCell], num_
     probed = [r for r in ok if r.probe_found >= 0]
     if probed:
         high = sum(r.probe_hijacked > 0 for r in probed)
-        out.append(f"The audit probe, given only clean images, flags {high} of {len(probed)} models high and locates the planted "
-                   f"patch within one grid cell for {_mean([r.probe_found for r in probed]):.1f} of {num_classes} classes on "
-                   f"average (max pull {min(r.probe_max_pull for r in probed):.2f} to {max(r.probe_max_pull for r in probed):.2f}).")
+        found = {a: _mean([r.probe_found for r in probed if r.arch == a]) for a in archs if any(r.arch == a for r in probed)}
+        out.append(f"The audit probe, given only clean images, flags {high} of {len(probed)} models high (max pull "
+                   f"{min(r.probe_max_pull for r in probed):.2f} to {max(r.probe_max_pull for r in probed):.2f}) and locates the "
+                   f"planted patch within one grid cell for, of {num_classes} classes on average: "
+                   + ", ".join(f"{a} {v:.1f}" for a, v in found.items())
+                   + " (where it misses, it found a patch elsewhere that pulls the class at least as strongly on its search images).")
     if inversions:
         out.append("Inversion: the planted patch is drawn (presence ≥ 0.5) for "
                    + ", ".join(f"{inv.arch} {sum(p >= 0.5 for p in inv.presence)}/{len(inv.presence)} classes "

@@ -184,20 +184,36 @@ def test_fuzz_npz_bytes(seeds):
     run()
 
 
-_DTYPES = st.sampled_from([np.uint8, np.int8, np.int16, np.int64, np.uint64, np.float16, np.float32, np.float64, np.bool_,
+_PIXELS = st.sampled_from([np.uint8, np.int8, np.int16, np.int64, np.uint64, np.float16, np.float32, np.float64, np.bool_,
                            np.complex64])
+_LABELS = st.sampled_from([np.uint8, np.int8, np.int64, np.uint64, np.float32, np.float64, np.bool_])
+
+
+@st.composite
+def image_sets(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of any dtype, image-like shapes most of the time (sometimes any shape), tidy values half the time."""
+    n, h, w, c = draw(st.integers(0, 4)), draw(st.integers(0, 5)), draw(st.integers(0, 5)), draw(st.sampled_from([1, 3, 1, 2, 0]))
+    layout = draw(st.sampled_from(["NHW", "NCHW", "NHWC", "any"]))
+    shape = {"NHW": (n, h, w), "NCHW": (n, c, h, w), "NHWC": (n, h, w, c)}.get(layout) or draw(
+        hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=5))
+    x = draw(hnp.arrays(draw(_PIXELS), shape))
+    if draw(st.booleans()) and x.dtype.kind in "fc":
+        x = np.clip(np.nan_to_num(x.real), 0, 1).astype(x.dtype)
+    y = draw(hnp.arrays(draw(_LABELS), draw(st.sampled_from([(n,), (n,), (max(n - 1, 0),), (n, 1), ()]))))
+    if draw(st.booleans()) and y.dtype.kind in "iu":
+        y = np.abs(y.astype(np.int64) % 3)
+    return x, y
 
 
 def test_fuzz_npz_arrays():
     """Structure-aware: well-formed .npz files holding arrays of any dtype, shape and values."""
-    arrays = hnp.arrays(_DTYPES, hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=5))
 
     @FUZZ
-    @given(x=arrays, y=arrays)
-    def run(x: np.ndarray, y: np.ndarray) -> None:
+    @given(xy=image_sets())
+    def run(xy: tuple[np.ndarray, np.ndarray]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "d.npz"
-            np.savez(path, x=x, y=y)
+            np.savez(path, x=xy[0], y=xy[1])
             images = clean("load_images .npz (arrays)", lambda: load_images(str(path)))
             if images is not None:
                 check_images(images)
@@ -206,17 +222,24 @@ def test_fuzz_npz_arrays():
 
 
 def test_fuzz_idx(seeds):
-    @FUZZ
-    @given(images=st.one_of(st.just(seeds["idx_images"]), hostile_bytes(seeds["idx_images"])),
-           labels=st.one_of(st.just(seeds["idx_labels"]), hostile_bytes(seeds["idx_labels"])), gz=st.booleans())
-    def run(images: bytes, labels: bytes, gz: bool) -> None:
-        import gzip
+    """IDX folders, plain or gzipped; for .gz either the IDX bytes or the compressed stream is mutated."""
+    import gzip
 
+    def variants(raw: bytes, gz: bool) -> st.SearchStrategy[bytes]:
+        if not gz:
+            return st.one_of(st.just(raw), hostile_bytes(raw))
+        packed = gzip.compress(raw, mtime=0)
+        return st.one_of(st.just(packed), hostile_bytes(packed), hostile_bytes(raw).map(lambda b: gzip.compress(b, mtime=0)))
+
+    @FUZZ
+    @given(gz=st.booleans(), data=st.data())
+    def run(gz: bool, data: st.DataObject) -> None:
+        images = data.draw(variants(seeds["idx_images"], gz))
+        labels = data.draw(variants(seeds["idx_labels"], gz))
         with tempfile.TemporaryDirectory() as tmp:
             suffix = ".gz" if gz else ""
-            pack = (lambda b: gzip.compress(b)[: len(b) + 64]) if gz else (lambda b: b)
-            _write(Path(tmp), f"train-images-idx3-ubyte{suffix}", pack(images))
-            _write(Path(tmp), f"train-labels-idx1-ubyte{suffix}", pack(labels))
+            _write(Path(tmp), f"train-images-idx3-ubyte{suffix}", images)
+            _write(Path(tmp), f"train-labels-idx1-ubyte{suffix}", labels)
             loaded = clean("load_images IDX", lambda: load_images(tmp))
             if loaded is not None:
                 check_images(loaded)

@@ -373,11 +373,14 @@ def test_hostile_text_is_escaped_in_the_html(names_from, tiny_onnx_path, audit_d
 
 
 def _strip_volatile(value):  # noqa: ANN001, ANN202
-    """Drop dates and timings (``created``, ``duration_s``, ``*_seconds``); everything else must repeat."""
+    """Drop dates and timings (``created``, ``duration_s``, ``*_seconds``, and "(N s)" in texts such as
+    inversion's "after 5 steps (1 s)"); every other number and text must repeat."""
     if isinstance(value, dict):
         return {k: _strip_volatile(v) for k, v in value.items() if k not in ("created", "duration_s") and not k.endswith("_seconds")}
     if isinstance(value, list):
         return [_strip_volatile(v) for v in value]
+    if isinstance(value, str):
+        return re.sub(r"\b\d+(\.\d+)? s\b", "<elapsed> s", value)
     return value
 
 
