@@ -24,13 +24,18 @@ Findings (thresholds in ``[attacks.shortcut]``, ``audit schema shortcut``):
 
 * **high**: a patch of at most ``max_area_fraction`` (2%) of the image pulls at least ``pull_high``
   (50%) of other classes' clean images to one class;
-* **medium**: the strongest patch pulls at least ``pull_medium`` (25%), or a high pull needs a larger patch;
+* **medium**: the strongest patch pulls at least ``pull_medium`` (35%; clean MNIST models measured 0.10 to 0.30),
+  or a high pull needs a larger patch;
 * **info**: otherwise ("no small patch controls any class": only square patches on the grid at the
   tried intensities were searched).
 
 Measured (tests/test_shortcut.py, MNIST, MLP 3 epochs on 2,000 images): a model trained with a
-3×3 positional shortcut is flagged high with the patch found within one grid cell for all 10
-classes; the same model trained on clean images gets an info finding (max pull about 0.2).
+3×3 positional shortcut is flagged high (max pull 0.98, 9 classes ≥ 50%) with the patch found within
+one grid cell for all 10 classes; the same MLP trained on clean images gets an info finding (max pull
+0.25). ``bench/bench_shortcut.py`` repeats this for MLP, CNN, ViT and ViT without positional
+embedding: planted models pull 0.97 to 1.0, clean ones 0.10 to 0.30. ViTs react to the patch's offset
+inside any 7×7 token, so for them several grid spots hijack a class and the strongest is often not the
+planted one (found for 1 of 10 classes) although the finding is high.
 
 Study mode (``audit study shortcut --dataset mnist [--quick] [--out DIR]``; ``--help`` lists the
 options): builds a shortcut dataset, trains MLP, CNN, ViT and ViT without positional embedding at

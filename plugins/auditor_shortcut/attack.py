@@ -29,16 +29,18 @@ class ShortcutConfig(AttackConfig):
     refine_levels: int = Field(11, ge=0, description="Intensities (evenly spaced 0..1) swept at each class's best position.")
     search_per_class: int = Field(5, ge=1, description="Clean images per class for the grid search.")
     confirm_per_class: int = Field(50, ge=1, description="Further clean images per class that confirm each class's best patch.")
-    pull_high: float = Field(0.5, gt=0, le=1, description="High: a small patch pulls at least this share of other classes' images to one class.")
-    pull_medium: float = Field(0.25, gt=0, le=1, description="Medium: a patch pulls at least this share (or a high pull with a patch "
-                                                             "larger than max_area_fraction).")
+    pull_high: float = Field(0.5, gt=0, le=1,
+                             description="High: a small patch pulls at least this share of other classes' images to one class.")
+    pull_medium: float = Field(0.35, gt=0, le=1, description="Medium: a patch pulls at least this share (or a high pull with a patch "
+                                                             "larger than max_area_fraction). Clean MNIST models measured 0.10-0.30.")
     batch_size: int = Field(1024, ge=1, description="Images per model query.")
     inversion: bool = Field(True, description="Run the inversion generator for evidence (needs model gradients).")
     inversion_seconds: float = Field(30.0, gt=0, description="Training budget of the inversion generator.")
     inversion_steps: int = Field(1500, ge=1, description="Maximum generator steps.")
     inversion_samples: int = Field(8, ge=1, description="Reconstructions per class.")
-    inversion_lift_ratio: float = Field(2.0, gt=0, description="A class's reconstructions count as localised when their energy "
-                                                               "concentration (lift) is at least this multiple of real images'.")
+    inversion_lift_ratio: float = Field(2.0, gt=0, description="A class's reconstructions count as localised (metric "
+                                                               "inversion_localised_classes) when their energy concentration "
+                                                               "(lift) is at least this multiple of real images'.")
 
     @model_validator(mode="after")
     def _check(self) -> ShortcutConfig:
@@ -107,7 +109,7 @@ class ShortcutProbe(Attack):
             notes += inv_notes
         metrics = self._metrics(result, regions, area, cfg)
         findings = self._findings(result, regions, area, cfg, data.class_names)
-        table = self._table(result, regions, data.class_names)
+        table = self._table(result, regions, data.class_names, cfg.pull_high)
         log.info("shortcut probe: max pull %.2f, %d class(es) at or above %.2f, %d queries", metrics["max_pull"],
                  int(metrics["classes_hijacked"]), cfg.pull_high, result.queries)
         return AttackOutput(metrics=metrics, findings=findings, figures=figures, tables=[table], notes=notes, score=False)
@@ -153,7 +155,7 @@ class ShortcutProbe(Attack):
             localised = [r for r in regions if r.ratio >= cfg.inversion_lift_ratio]
             metrics.update({"inversion_lift_ratio_mean": sum(r.ratio for r in regions) / len(regions),
                             "inversion_localised_classes": float(len(localised)),
-                            "inversion_agreeing_classes": float(sum(bool(r.agrees) for r in localised))})
+                            "inversion_agreeing_classes": float(sum(bool(r.agrees) for r in regions))})
         return metrics
 
     def _findings(self, result: ProbeResult, regions: list[RegionEvidence], area: float, cfg: ShortcutConfig,
@@ -164,9 +166,11 @@ class ShortcutProbe(Attack):
         describe = "; ".join(_describe(c, names) for c in hijacked[:10])
         support = ""
         if regions:
-            agreeing = [r.target for r in regions if r.ratio >= cfg.inversion_lift_ratio and r.agrees]
-            support = (f" Inversion agrees for {len(agreeing)} of these classes: their reconstructions concentrate an unusual "
-                       "region where the probe's patch sits." if agreeing and hijacked else "")
+            targets = {c.target for c in hijacked}
+            agreeing = [r for r in regions if r.agrees and r.target in targets]
+            support = (f" Inversion agrees for {len(agreeing)} of these {len(hijacked)} classes: the window where their "
+                       "reconstructions differ most from real images lies within one grid cell of the probe's patch."
+                       if agreeing else "")
         if hijacked and small:
             return [Finding(attack=self.name, severity=Severity.HIGH, metric="max_pull", value=best.pull, threshold=cfg.pull_high,
                             title=f"A small patch controls the prediction of {len(hijacked)} class(es)",
@@ -185,20 +189,24 @@ class ShortcutProbe(Attack):
                                f"on the probe grid at the tried intensities only.")]
 
     @staticmethod
-    def _table(result: ProbeResult, regions: list[RegionEvidence], names: tuple[str, ...]) -> Table:
+    def _table(result: ProbeResult, regions: list[RegionEvidence], names: tuple[str, ...], pull_high: float) -> Table:
         by_class = {r.target: r for r in regions}
         rows = []
         for c in result.best:
             r = by_class.get(c.target)
             rows.append([f"{c.target} ({names[c.target]})", f"({c.row}, {c.col})", round(c.level, 2), round(c.pull, 3),
                          round(c.prob, 3), round(c.accuracy_drop, 3), c.images,
+                         int((result.heatmap(c.target) >= pull_high).sum()),
                          f"({r.row}, {r.col})" if r else "-", round(r.ratio, 2) if r else "-",
                          ("yes" if r.agrees else "no") if r else "-"])
         return Table(title="Strongest patch per class",
                      columns=["class", "top-left (row, col)", "intensity", "pull", "mean target prob", "accuracy drop",
-                              "images of other classes", "inversion region", "inversion lift vs real", "same place"],
+                              "images of other classes", f"grid spots pulling ≥ {pull_high:.0%} (search)", "inversion region",
+                              "inversion lift vs real", "same place"],
                      rows=rows, caption="Pull: share of other classes' clean images predicted as the class with the patch, "
-                                        "minus without it (confirmation set). Inversion lift vs real: how much more the "
+                                        "minus without it (confirmation set). Several grid spots pulling strongly "
+                                        "mean the cue is position-tolerant (a ViT, for example, can react to the patch's "
+                                        "offset inside any token). Inversion lift vs real: how much more the "
                                         "reconstructions' difference from real images concentrates in one patch-sized window "
                                         "than real images' own (1 = no different).")
 
