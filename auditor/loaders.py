@@ -223,11 +223,12 @@ def load_export(path: Path, spec: ModelSpec) -> Classifier:
     if not spec.trust_model:
         check_pt2_archive(path)
     try:
-        with guard:
+        with guard, _kept_torch_export_log() as logged:
             net = torch.export.load(str(path)).module()
     except Exception as exc:
         import pickle
 
+        exc = logged[0] if logged else exc  # the first failure, not the older-format fallback's generic one
         if isinstance(exc, pickle.UnpicklingError) and not spec.trust_model:
             detail = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line), "weights_only unpickling failed")
             raise ModelLoadError(
@@ -236,6 +237,25 @@ def load_export(path: Path, spec: ModelSpec) -> Classifier:
             ) from exc
         raise ModelLoadError(f"{path} is not a torch.export archive: {type(exc).__name__}: {str(exc)[:500]}") from exc
     return _wrap_torch(_Exported(net), spec, info)
+
+
+@contextlib.contextmanager
+def _kept_torch_export_log() -> Iterator[list[BaseException]]:
+    """torch.export.load logs a full traceback to stderr before trying an older format; keep the error, print nothing."""
+    logger = logging.getLogger("torch.export")
+    errors: list[BaseException] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                errors.append(record.exc_info[1])
+
+    handlers, propagate = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [_Keep()], False
+    try:
+        yield errors
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
 
 
 class _Exported(nn.Module):

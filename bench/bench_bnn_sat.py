@@ -79,8 +79,8 @@ def get_net(work: Path, arch_text: str, sparsity: float, epochs: int) -> tuple[t
     xt, yt = load_mnist("test", shape[1])
     start = time.time()
     model = train_bnn(arch, x, y, epochs=epochs, sparsity=sparsity)
-    torch.save({"arch": arch, "input_shape": shape, "sparsity": sparsity, "state_dict": model.state_dict()},
-               folder / "model.pt")
+    torch.save({"arch": arch, "input_shape": shape, "sparsity": sparsity, "threshold": float(model[1].threshold),
+                "state_dict": model.state_dict()}, folder / "model.pt")
     export_onnx(model, folder / "model.onnx", shape)
     meta = {"arch": arch, "sparsity": sparsity, "epochs": epochs, "test_accuracy": accuracy(model, xt, yt),
             "train_seconds": round(time.time() - start, 1)}
@@ -99,7 +99,7 @@ def check_inference(model: torch.nn.Module, net, folder: Path, xt: torch.Tensor)
     onnx_pred = sess.run(None, {sess.get_inputs()[0].name: xt.numpy()})[0].argmax(1)
     agree, undecided, times = 0, 0, []
     with Engine(net, solver="mc", encoding="hybrid") as engine:
-        for b, want in zip(net.to_bits(xt[:10]), torch_pred[:10]):
+        for b, want in zip(net.to_bits(xt[:5]), torch_pred[:5]):
             start = time.perf_counter()
             try:
                 agree += int(engine.infer(b, time_limit=20) == want)
@@ -108,7 +108,7 @@ def check_inference(model: torch.nn.Module, net, folder: Path, xt: torch.Tensor)
             times.append(time.perf_counter() - start)
     return {"images": len(xt), "integer_vs_torch": float((int_pred == torch_pred).mean()),
             "onnx_vs_torch": float((onnx_pred == torch_pred).mean()),
-            "sat_inference_images": 10, "sat_inference_agree": agree, "sat_inference_undecided_20s": undecided,
+            "sat_inference_images": 5, "sat_inference_agree": agree, "sat_inference_undecided_20s": undecided,
             "sat_inference_median_s": round(statistics.median(times), 3)}
 
 
@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds per scratch query (default 5 on 10x10, 10 on 28x28; quick 2); seeded: at most 2")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bnn_sat.json")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--nets", default=None, help="comma-separated subset of nets to run, e.g. 784-100-10")
+    parser.add_argument("--merge", action="store_true", help="keep the other nets' results already in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("auditor_bnn_sat").setLevel(logging.ERROR)
@@ -241,16 +243,24 @@ def main(argv: list[str] | None = None) -> int:
     classes = [0, 1, 2] if args.quick else list(range(10))
     results: dict = {"quick": args.quick, "scratch_limit_s": limit, "nets": {}, "started": time.strftime("%F %T")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and args.out.is_file():
+        results["nets"] = json.loads(args.out.read_text()).get("nets", {})
+        results["enumeration"] = json.loads(args.out.read_text()).get("enumeration", [])
     for arch, sparsity in NETS:
         name = net_name(arch, sparsity)
+        if args.nets and name not in args.nets.split(","):
+            continue
         log.info("net %s", name)
         model, meta = get_net(work, arch, sparsity, epochs)
         net = extract_network(model)
         side = model.input_shape[1]
         xt, yt = load_mnist("test", side)
         with torch.no_grad():
-            right = model(xt).argmax(1) == yt
-        seeds = {t: net.to_bits(xt[((yt == t) & right).nonzero()[0]])[0] for t in classes}  # classified correctly
+            pred = model(xt).argmax(1)
+        seeds = {}  # first test image the model classifies as t (correctly labelled when possible)
+        for t in classes:
+            idx = ((yt == t) & (pred == t)).nonzero().flatten().tolist() or (pred == t).nonzero().flatten().tolist()
+            seeds[t] = net.to_bits(xt[idx[:1]])[0] if idx else None
         res = {"meta": meta, "summary": net.summary(), "exact": net.exact, "notes": net.notes,
                "first_layer_median_D": float(np.median((net.layers[0].threshold + np.abs(net.layers[0].weight).sum(1)) / 2)),
                "inference": check_inference(model, net, work / name, xt[:2000]), "sizes": sizes(net)}

@@ -26,7 +26,7 @@ from auditor_inversion.attack import class_statistics  # noqa: E402
 from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator  # noqa: E402
 
 
-def run_inversion(model, settings: InversionSettings, seed: int = 0, n: int = 20):  # noqa: ANN001, ANN201
+def run_inversion(model, settings: InversionSettings, seed: int = 0, n: int = 100):  # noqa: ANN001, ANN201
     torch.manual_seed(seed)
     g = build_generator(model.num_classes, model.input_shape, settings)
     log = train_generator(model.module(), g, settings, RunContext(device=torch.device("cpu"), seed=seed, show_progress=False))
@@ -40,7 +40,7 @@ def data_likeness(images, labels, data) -> dict[str, float]:  # noqa: ANN001
     best, blur, real = [], [], []
     for k in range(10):
         members = data.members.of_class(k)
-        best.append(ssim_matrix(images[labels == k], members).max(1).values.mean())
+        best.append(ssim_matrix(images[labels == k][:20], members).max(1).values.mean())
         average = members.mean(0, keepdim=True)
         blur.append(ssim_matrix(average, members).max(1).values.mean())
         unseen = data.reference.of_class(k)[:20]
@@ -86,7 +86,7 @@ def main() -> None:
     # a 3-channel 32×32 model
     cifar_rows = []
     try:
-        cmodel, _, cdata = trained("cifar10", "cnn", 4000 if not args.quick else 1000, epochs=15 if not args.quick else 5)
+        cmodel, _, cdata = trained("cifar10", "cnn", 3000 if not args.quick else 1000, epochs=15 if not args.quick else 5)
         cimages, clabels, cstats, clog = run_inversion(cmodel, base)
         cifar_rows = [{"class": s["class"], "hit_rate": s["hit_rate"], "diversity_ssim": s["diversity_ssim"]} for s in cstats]
     except Exception as exc:  # noqa: BLE001 - the CIFAR subset may be absent

@@ -22,7 +22,8 @@ def mnist_data(dataset: str, n_members: int, n_reference: int = 1000, seed: int 
     ds = preset(dataset)
     train, test = load_images(ds.train), load_images(ds.test)
     members = train.subset(balanced_subset(train.labels.numpy(), n_members, seed))
-    reference = test.subset(balanced_subset(test.labels.numpy(), n_reference, seed))
+    smallest = int(torch.bincount(test.labels).min())
+    reference = test.subset(balanced_subset(test.labels.numpy(), min(n_reference, 10 * smallest), seed))
     return AuditData(members, reference, 10, ds.class_names), ds
 
 

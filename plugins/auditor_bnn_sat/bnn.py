@@ -89,14 +89,18 @@ class BinaryLinear(nn.Linear):
             nn.init.zeros_(self.bias)
 
     def binary_weight(self) -> torch.Tensor:
-        """The weights the forward uses: values in {-1, 0, +1} (0 only when sparse)."""
+        """The weights the forward uses: values in {-1, 0, +1} (0 only when sparse).
+
+        Sparse layers keep the ``round((1 - sparsity) * in_features)`` largest latent weights of
+        every row (balanced per neuron, so every cardinality constraint has the same length).
+        """
         w = self.weight.detach()
         q = torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
         if self.sparsity > 0.0:
-            k = int(self.sparsity * w.numel())
-            if k > 0:
-                cut = w.abs().flatten().kthvalue(k).values
-                q = q * (w.abs() > cut).to(q.dtype)
+            keep = max(1, round((1.0 - self.sparsity) * w.shape[1]))
+            mask = torch.zeros_like(w)
+            mask.scatter_(1, w.abs().topk(keep, dim=1).indices, 1.0)
+            q = q * mask
         return q
 
     def quantised_bias(self) -> torch.Tensor | None:

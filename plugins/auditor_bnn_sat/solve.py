@@ -177,6 +177,11 @@ class Engine:
         if (self.net.in_const[~free] != bits[~free]).any():
             raise EncodingMismatch("solver model changes a constant input bit")
 
+    def select(self, target: int) -> list[int]:
+        """Assumptions: the class's selector on, every other selector off (a free selector the
+        solver guessed true would add another class's constraints and cost a refutation)."""
+        return [s if c == target else -s for c, s in enumerate(self.enc.selectors)]
+
     def _block(self, bits: np.ndarray, guard: int) -> list[int]:
         return [-l for l in self.enc.input_literals(bits)] + [-guard]
 
@@ -269,7 +274,7 @@ class Engine:
                 phases: np.ndarray | None, randomize: bool, budget: int | None, per_solution: float | None) -> None:
         s = self.solvers["main"]
         start = time.monotonic()
-        assumptions = [self.enc.selectors[target]] + extra
+        assumptions = self.select(target) + extra
         while len(result.found) < count:
             limit = deadline if per_solution is None else min(deadline, time.monotonic() + per_solution)
             rounds, b = 0, budget
@@ -307,7 +312,7 @@ class Engine:
         try:
             while len(result.found) < count:
                 limit = deadline if per_solution is None else min(deadline, time.monotonic() + per_solution)
-                r = self._solve(upper, [self.enc.selectors[target], session, rnd], limit, None)
+                r = self._solve(upper, self.select(target) + [session, rnd], limit, None)
                 if r is None:
                     result.status = "timeout"
                     return
@@ -349,22 +354,53 @@ class Engine:
     def infer(self, bits: np.ndarray, time_limit: float = 30.0) -> int:
         """The class the encoding assigns to input ``bits`` (inference mode).
 
+        With the inputs fixed (and every selector off) the solver derives the hidden layers; they
+        must equal the integer forward pass. Then, with inputs and hidden values fixed, exactly one
+        class selector may be satisfiable. The hidden values are unique because every neuron is a
+        full equivalence (the oracle test checks this by enumeration), so fixing them loses nothing.
+
         Raises:
-            EncodingMismatch: when not exactly one class is satisfiable.
+            EncodingMismatch: when the derived hidden values or the class disagree with the
+                forward pass structure (not exactly one satisfiable class).
+            TimeoutError: past ``time_limit``.
         """
-        fix = self.enc.input_literals(np.asarray(bits, dtype=bool))
+        bits = np.asarray(bits, dtype=bool)
+        fix = self.enc.input_literals(bits)
         deadline = time.monotonic() + time_limit
+        off = [-s for s in self.enc.selectors]
+        hidden: list[int] = []
         if self.strategy == "direct":
-            s, pre = self.solvers["main"], fix
+            s = self.solvers["main"]
+            r = self._solve(s, fix + off, deadline, None)
+            model = s.get_model() if r else None
         else:
-            lower = self.solvers["lower"]
-            if not self._solve(lower, fix, deadline, None):
-                raise EncodingMismatch("the first layer has no value for a fixed input")
-            m = lower.get_model()
-            s, pre = self.solvers["upper"], [v if m[v - 1] > 0 else -v for v in self.layer0]
+            lower, s = self.solvers["lower"], self.solvers["upper"]
+            r = self._solve(lower, fix, deadline, None)
+            m0 = lower.get_model() if r else None
+            if m0 is not None:
+                pattern = [v if m0[v - 1] > 0 else -v for v in self.layer0]
+                r = self._solve(s, pattern + off, deadline, None)
+                model = s.get_model() if r else None
+                fix = pattern
+            else:
+                model = None
+        if r is None:
+            raise TimeoutError("inference query timed out")
+        if model is None:
+            raise EncodingMismatch("the encoding has no value for the hidden layers of a fixed input")
+        acts = self.net.hidden(bits[None, :])
+        for index, (lits, act) in enumerate(zip(self.enc.neurons, acts)):
+            for v, a in zip(lits.tolist(), act[0].tolist()):
+                if abs(v) == TRUE:
+                    continue
+                if self.strategy == "decompose" and index == 0:
+                    continue
+                if (model[v - 1] > 0) != (a > 0):
+                    raise EncodingMismatch(f"inference mode: neuron {v} of layer {index} differs from the forward pass")
+                hidden.append(v if a > 0 else -v)
         winners = []
         for t in range(self.net.num_classes):
-            r = self._solve(s, pre + [self.enc.selectors[t]], deadline, None)
+            r = self._solve(s, fix + hidden + self.select(t), deadline, None)
             if r is None:
                 raise TimeoutError("inference query timed out")
             if r:

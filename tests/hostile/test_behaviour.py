@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -83,20 +82,28 @@ def _factory(c: SimpleNamespace, name: str) -> list:
     return [f"factory:hostile_factories:{name}", "--input-shape", "1,16,16", "--members", c.members]
 
 
+def _nan() -> list:  # 0 / 0
+    return [helper.make_node("Sub", ["g", "g"], ["z"]), helper.make_node("Div", ["z", "z"], ["logits"])]
+
+
+def _inf() -> list:  # 1 / 0
+    return [helper.make_node("Sub", ["g", "g"], ["z"]), helper.make_node("Reciprocal", ["z"], ["logits"])]
+
+
+def _noise() -> list:  # unseeded RandomUniformLike: a different draw on every call
+    return [helper.make_node("RandomUniformLike", ["g"], ["r"]), helper.make_node("Add", ["g", "r"], ["logits"])]
+
+
 CASES = [
-    Case("onnx-nan-outputs", lambda c: _onnx(c, helper.make_node("Sub", ["g", "g"], ["z"]), helper.make_node("Div", ["z", "z"], ["logits"])),
-         r"NaN or infinite outputs for 32 of 32 probe images"),
-    Case("onnx-inf-outputs", lambda c: _onnx(c, helper.make_node("Sub", ["g", "g"], ["z"]), helper.make_node("Reciprocal", ["z"], ["logits"])),
-         r"NaN or infinite outputs for 32 of 32 probe images"),
-    Case("onnx-random-outputs", lambda c: _onnx(c, helper.make_node("RandomUniformLike", ["g"], ["r"]), helper.make_node("Add", ["g", "r"], ["logits"])),
-         r"outputs change between identical calls \(max difference"),
+    Case("onnx-nan-outputs", lambda c: _onnx(c, *_nan()), r"NaN or infinite outputs for 32 of 32 probe images"),
+    Case("onnx-inf-outputs", lambda c: _onnx(c, *_inf()), r"NaN or infinite outputs for 32 of 32 probe images"),
+    Case("onnx-random-outputs", lambda c: _onnx(c, *_noise()), r"outputs change between identical calls \(max difference"),
     Case("onnx-output-size-follows-batch", _batch_dependent, r"output size 24 disagrees with 2 declared classes"),
     Case("torch-random-outputs", lambda c: _factory(c, "noisy"), r"outputs change between identical calls"),
     Case("torch-fails-on-real-batch", lambda c: _factory(c, "small_batches_only"),
          r"the model fails on 32 real inputs: ValueError: batch of 32 is too large"),
     Case("torch-one-output-row", lambda c: _factory(c, "one_row"), r"1 output rows for 32 images"),
-    Case("onnx-nan-outputs-gate-never", lambda c: [*_onnx(c, helper.make_node("Sub", ["g", "g"], ["z"]), helper.make_node("Div", ["z", "z"], ["logits"])),
-                                                   "--fail-on", "never"], r"NaN or infinite outputs", code=3),
+    Case("onnx-nan-outputs-gate-never", lambda c: [*_onnx(c, *_nan()), "--fail-on", "never"], r"NaN or infinite outputs", code=3),
 ]
 
 

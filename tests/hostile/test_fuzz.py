@@ -66,16 +66,31 @@ def hostile_bytes(seed: bytes) -> st.SearchStrategy[bytes]:
     return st.one_of(st.binary(max_size=2048), mutated(seed), mutated(seed), mutated(seed))
 
 
+_CAPTURE: list = []  # the running test's capfd: libraries must not print tracebacks either
+
+
+@pytest.fixture(autouse=True)
+def _stderr(capfd):
+    _CAPTURE[:] = [capfd]
+    yield
+    _CAPTURE.clear()
+
+
 def clean(kind: str, load: Callable[[], object]) -> object | None:
-    """Run ``load``: success or AuditorError pass and are counted; anything else propagates (the property fails)."""
+    """Run ``load``: success or AuditorError pass and are counted; anything else propagates (the property fails),
+    and so does a traceback printed to stderr (by a library's logger, say)."""
     stats = STATS.setdefault(kind, {"examples": 0, "loaded": 0, "clean_errors": 0})
     stats["examples"] += 1
     try:
         result = load()
     except AuditorError:
         stats["clean_errors"] += 1
-        return None
-    stats["loaded"] += 1
+        result = None
+    else:
+        stats["loaded"] += 1
+    if _CAPTURE:
+        err = _CAPTURE[0].readouterr().err
+        assert "Traceback" not in err, err[-3000:]
     return result
 
 

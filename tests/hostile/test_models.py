@@ -123,6 +123,11 @@ def _pt2_with_member(ctx: SimpleNamespace, member: str) -> list:
     return [path, "--members", ctx.members, "--input-shape", "1,16,16"]
 
 
+def _pt2_corrupt_member(ctx: SimpleNamespace) -> list:
+    path = _rewrite_zip(ctx.pt2, ctx.model_dir / "bad.pt2", lambda n, d: d[:20] if n.endswith("sample_inputs/model.pt") else d)
+    return [path, "--input-shape", "1,16,16", "--members", ctx.members]
+
+
 def _factory_weights(ctx: SimpleNamespace, state: dict, suffix: str = ".safetensors") -> list:
     from safetensors.torch import save_file
 
@@ -237,6 +242,12 @@ def _random_bytes(ctx: SimpleNamespace) -> list:
     return [path, "--members", ctx.members]
 
 
+def _raw_model(ctx: SimpleNamespace, name: str, data: bytes) -> Path:
+    path = ctx.model_dir / name
+    path.write_bytes(data)
+    return path
+
+
 def _empty_file(ctx: SimpleNamespace) -> list:
     path = ctx.model_dir / "model.onnx"
     path.write_bytes(b"")
@@ -296,16 +307,20 @@ ONNX_CASES = [
     Case("onnx-truncated-protobuf", _truncated, r"not a valid ONNX protobuf|graph has no nodes"),
     Case("onnx-empty-file", _empty_file, r"model\.onnx is empty"),
     Case("onnx-path-is-a-folder", _directory, r"is not a regular file"),
+    Case("onnx-file-name-with-newline-and-escapes", lambda c: [_raw_model(c, "evil\n\x1b[2J\x07.onnx", b""), "--members", c.members],
+         r"model file .*/evil \\x1b\[2J\\x07\.onnx is empty$"),
     Case("onnx-missing-file", lambda c: [c.model_dir / "nope.onnx", "--members", c.members], r"nope\.onnx does not exist"),
     Case("onnx-graph-without-nodes", _no_nodes, r"graph has no nodes"),
     Case("onnx-input-dim-zero", lambda c: _input_dims(c, ["N", 1, 0, 16]), r"absurd input shape \[1, 0, 16\]"),
     Case("onnx-input-dim-negative", lambda c: _input_dims(c, ["N", 1, -16, 16]), r"absurd input shape \[1, -16, 16\]"),
-    Case("onnx-input-billions-of-elements", lambda c: _input_dims(c, ["N", 3, 100000, 100000]), r"absurd input shape \[3, 100000, 100000\]"),
+    Case("onnx-input-billions-of-elements", lambda c: _input_dims(c, ["N", 3, 100000, 100000]),
+         r"absurd input shape \[3, 100000, 100000\]"),
     Case("onnx-input-dynamic-image-dims", lambda c: _input_dims(c, ["N", 1, "H", "W"]), r"dynamic image dims .*--input-shape"),
     Case("onnx-input-not-4d", _vector_input, r"expected one 4-D image input"),
     Case("onnx-input-4-channels", lambda c: _input_dims(c, ["N", 4, 16, 16]), r"expected 1 or 3 input channels, got 4"),
     Case("onnx-input-uint8", _uint8_input, r"onnxruntime cannot load .*tensor\(uint8\)"),
-    Case("flag-input-shape-billions", lambda c: [*_run(c, c.onnx()), "--input-shape", "3,100000,100000"], r"absurd input shape \[3, 100000, 100000\]"),
+    Case("flag-input-shape-billions", lambda c: [*_run(c, c.onnx()), "--input-shape", "3,100000,100000"],
+         r"absurd input shape \[3, 100000, 100000\]"),
     Case("flag-input-shape-negative", lambda c: [*_run(c, c.onnx()), "--input-shape", "1,-16,16"], r"absurd input shape \[1, -16, 16\]"),
     Case("onnx-initializer-billions-of-elements", _huge_initializer, r"onnxruntime cannot load .*Dimension mismatch"),
     Case("onnx-intermediate-4TB-tensor", _huge_intermediate, r"onnxruntime failed on an input .*Failed to allocate memory"),
@@ -320,9 +335,11 @@ ONNX_CASES = [
     Case("onnx-output-not-a-tensor-zipmap", _zipmap, r"output 'logits' is not a numeric tensor of class scores \(list\)"),
     Case("onnx-output-rank-3", _rank3_output, r"expected a \[N, classes\] output, got shape \[2, 3, 1\]"),
     Case("onnx-one-class", lambda c: _run(c, c.onnx(classes=1)), r"at least 2 classes, the model outputs 1"),
-    Case("flag-num-classes-disagrees", lambda c: [*_run(c, c.onnx()), "--num-classes", "5"], r"outputs 3 scores but 5 classes were declared"),
+    Case("flag-num-classes-disagrees", lambda c: [*_run(c, c.onnx()), "--num-classes", "5"],
+         r"outputs 3 scores but 5 classes were declared"),
     # external data
-    Case("onnx-external-../../etc/passwd", lambda c: _with_external(c, "../../etc/passwd"), r"'\.\./\.\./etc/passwd' .*points outside", external=True),
+    Case("onnx-external-../../etc/passwd", lambda c: _with_external(c, "../../etc/passwd"),
+         r"'\.\./\.\./etc/passwd' .*points outside", external=True),
     Case("onnx-external-../canary", lambda c: _with_external(c, "../canary.bin"), r"'\.\./canary\.bin' .*points outside", external=True),
     Case("onnx-external-absolute-path", lambda c: _with_external(c, "/etc/passwd"), r"'/etc/passwd' .*points outside", external=True),
     Case("onnx-external-backslash-path", lambda c: _with_external(c, "..\\canary.bin"), r"points outside", external=True),
@@ -330,9 +347,11 @@ ONNX_CASES = [
     Case("onnx-external-symlinked-folder", _symlinked_dir, r"'sub/canary\.bin' resolves outside the model's folder", external=True),
     Case("onnx-external-in-constant-node", _external_in_constant, r"'\.\./canary\.bin' of tensor 'c' points outside", external=True),
     Case("onnx-external-in-if-subgraph", _external_in_subgraph, r"'\.\./canary\.bin' of tensor 'secret' points outside", external=True),
-    Case("onnx-external-sparse-outside", lambda c: _external_sparse(c, "../canary.bin"), r"'\.\./canary\.bin' .*points outside", external=True),
+    Case("onnx-external-sparse-outside", lambda c: _external_sparse(c, "../canary.bin"),
+         r"'\.\./canary\.bin' .*points outside", external=True),
     Case("onnx-external-sparse-inside", lambda c: _external_sparse(c, "inside.bin"), r"external data of tensors \['sp'\] is not supported"),
-    Case("onnx-external-missing-file", lambda c: _with_external(c, "weights.bin"), r"'weights\.bin' named by tensor 'W' is missing", external=True),
+    Case("onnx-external-missing-file", lambda c: _with_external(c, "weights.bin"),
+         r"'weights\.bin' named by tensor 'W' is missing", external=True),
     Case("onnx-external-short-file", _short_external, r"'weights\.bin' is 10 bytes; tensor 'W' needs bytes 0\.\.3072", external=True),
     Case("onnx-external-non-numeric-offset", lambda c: (c.model_dir.joinpath("w.bin").write_bytes(b"\0" * 4096),
                                                           _with_external(c, "w.bin", offset="0x10; rm -rf"))[1],
@@ -353,6 +372,8 @@ TORCH_CASES = [
          r"holds compiled code or pickled Python objects .*aotinductor"),
     Case("pt2-opaque-pickled-object", lambda c: _pt2_with_member(c, "data/constants/opaque_obj_0"),
          r"holds compiled code or pickled Python objects .*opaque_obj_0"),
+    Case("pt2-corrupt-member", _pt2_corrupt_member,
+         r"bad\.pt2 is not a torch\.export archive: RuntimeError: .*(PytorchStreamReader|zip)"),
     Case("pt2-not-a-zip", lambda c: (c.model_dir.joinpath("m.pt2").write_bytes(b"PK\x03\x04 garbage" * 50),
                                      [c.model_dir / "m.pt2", "--input-shape", "1,16,16", "--members", c.members])[1],
          r"m\.pt2 is not a torch\.export archive"),
@@ -365,6 +386,8 @@ TORCH_CASES = [
     Case("state-dict-not-a-dict", lambda c: _factory_weights(c, [torch.zeros(3)], suffix=".pt"), r"expected a dict of tensors .*got list"),
     Case("state-dict-wrong-architecture-channels", lambda c: [*_factory_weights(c, c.state)[:4], "3,16,16", "--members", c.members],
          r"forward pass on a \[4, 3, 16, 16\] batch failed"),
+    Case("flag-input-shape-billions-torch", lambda c: ["factory:auditor.testing:TinyNet", "--input-shape", "3,100000,100000", "--members", c.members],
+         r"absurd input shape \[3, 100000, 100000\]"),
     Case("timm-unknown-architecture", lambda c: ["timm:no_such_net_v9", "--weights", _factory_weights(c, c.state)[2], "--members", c.members],
          r"unknown timm architecture 'no_such_net_v9'"),
 ]

@@ -398,3 +398,13 @@ def test_same_seed_gives_the_same_report_numbers(tiny_onnx_path, members_npz, re
            report_ok=same)
     assert reports[0]["results"][0]["scores"]["samples"], "nothing was scored"
     assert same
+
+
+def test_report_folder_that_is_a_file(stubs, linear_onnx, members_npz, tmp_path, cli, corpus):
+    """The report cannot be written: exit 2, one line, and the file in the way is untouched."""
+    blocker = tmp_path / "report"
+    blocker.write_text("not a folder")
+    code, out, err = cli("run", linear_onnx, "--members", members_npz, "--plugins", "stub_good", "--out", blocker)
+    message = err.strip().splitlines()[-1]
+    corpus("running", "--out names an existing file", code, message)
+    assert code == 2 and "FileExistsError" in message and blocker.read_text() == "not a folder"
