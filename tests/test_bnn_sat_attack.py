@@ -113,3 +113,9 @@ def test_deadline_is_honoured():
     clf = from_module(model, num_classes=4, input_shape=SHAPE)
     with pytest.raises(AttackTimeout):
         BnnSatInversion().run(clf, _data(model), _ctx(deadline=time.monotonic() - 1))
+
+
+def test_entry_point_registers_the_attack():
+    from auditor.plugins import collect_attacks, get_plugin_manager
+
+    assert collect_attacks(get_plugin_manager(autoload=True))["bnn_sat"] is BnnSatInversion

@@ -181,11 +181,11 @@ def test_inference_mode_on_mnist_test_images():
 
     x, y = load_mnist("train", 10, limit=2000)
     xt, _ = load_mnist("test", 10)
-    model = train_bnn([100, 32, 10], x, y, epochs=2)
+    model = train_bnn([100, 24, 10], x, y, epochs=1)
     net = extract_network(model)
     bits = net.to_bits(xt[:1000])
     with torch.no_grad():
         assert (net.predict_bits(bits) == model(xt[:1000]).argmax(1).numpy()).all()
-    with Engine(net, solver="mc", encoding="hybrid") as engine:
+    with Engine(net, solver="mc", encoding="native") as engine:
         for i in range(0, 1000, 100):
             assert engine.infer(bits[i]) == net.predict_bits(bits[i:i + 1])[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -34,7 +35,7 @@ class BnnSatConfig(AttackConfig):
     solver: str = Field("mc", description="pysat solver. 'mc' (MiniCard) has native cardinality constraints and honours "
                         "interrupts; 'gc3'/'gc4' (Gluecard) and CaDiCaL ('cd195') run in a child process killed at the "
                         "limit; 'g4', 'm22', 'mcb', ... need encoding='cnf'.")
-    encoding: Literal["native", "cnf", "hybrid"] = Field("native", description="How hidden neurons y <=> sum >= D are "
+    encoding: Literal["native", "cnf", "hybrid"] = Field("hybrid", description="How hidden neurons y <=> sum >= D are "
                                                          "written: native AtMost constraints, full-equivalence "
                                                          "sequential counters (CNF), or CNF for small counters only.")
     cnf_max_cells: int = Field(6000, ge=1, description="hybrid: largest counter (inputs x band width) written as CNF.")
@@ -99,8 +100,9 @@ class BnnSatInversion(Attack):
                         continue
                     hamming = (seeds[t], cfg.hamming)
                 r = engine.query(t, count=per_class, time_limit=max(0.1, q_limit - (time.monotonic() - start)),
-                                 phases=phases, randomize=cfg.diverse, conflict_budget=cfg.conflict_budget,
-                                 hamming=hamming)
+                                 phases=phases, randomize=self._diverse(cfg, engine, net, t, seeds, q_limit, ctx),
+                                 conflict_budget=cfg.conflict_budget, hamming=hamming,
+                                 exclude=[seeds[t]] if cfg.phases == "seed" and t in seeds else None)
                 elapsed = time.monotonic() - start
                 first = (elapsed - r.time_s + r.times[0]) if r.times else None
                 per.append(_row(t, data, r.status, r.found, r.exhausted, first, elapsed, r.rounds))
@@ -123,6 +125,20 @@ class BnnSatInversion(Attack):
         if cfg.phases == "random":
             return engine.random_bits()
         return None
+
+    @staticmethod
+    def _diverse(cfg: BnnSatConfig, engine: Engine, net: BinaryNetwork, t: int, seeds: dict[int, np.ndarray],
+                 limit: float, ctx: RunContext) -> bool | Callable[[int], np.ndarray]:
+        """Phases before each further preimage: a new relaxation start, a perturbed seed, or random."""
+        if not cfg.diverse:
+            return False
+        if cfg.phases == "seed" and t in seeds:
+            rng = np.random.default_rng(ctx.seed * 31 + t)
+            return lambda i: seeds[t] ^ (rng.random(net.n_inputs) < 0.1)
+        if cfg.phases in ("relax", "seed"):
+            return lambda i: relaxed_bits(net, t, seed=ctx.seed + 1000 * (i + 1), time_limit=limit / 10,
+                                          steps=100 if ctx.smoke else 300, restarts=1)[0]
+        return True
 
     def _output(self, net: BinaryNetwork, model: Classifier, data: AuditData, engine: Engine, per: list[dict],
                 found_bits: list[np.ndarray], found_labels: list[int], notes: list[str], cfg: BnnSatConfig,

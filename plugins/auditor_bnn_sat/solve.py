@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -177,6 +178,12 @@ class Engine:
         if (self.net.in_const[~free] != bits[~free]).any():
             raise EncodingMismatch("solver model changes a constant input bit")
 
+    def _next_phases(self, randomize: bool | Callable[[int], np.ndarray | None], found: int) -> None:
+        if randomize is True:
+            self.set_phases(self.random_bits())
+        elif callable(randomize):
+            self.set_phases(randomize(found))
+
     def select(self, target: int) -> list[int]:
         """Assumptions: the class's selector on, every other selector off (a free selector the
         solver guessed true would add another class's constraints and cost a refutation)."""
@@ -187,7 +194,8 @@ class Engine:
 
     # ----------------------------------------------------------------- queries
     def query(self, target: int, *, count: int = 1, time_limit: float = 30.0, phases: np.ndarray | None = None,
-              randomize: bool = False, conflict_budget: int | None = None, fixed: dict[int, bool] | None = None,
+              randomize: bool | Callable[[int], np.ndarray | None] = False, conflict_budget: int | None = None,
+              fixed: dict[int, bool] | None = None, exclude: list[np.ndarray] | None = None,
               hamming: tuple[np.ndarray, int] | None = None, per_solution_limit: float | None = None) -> QueryResult:
         """Find up to ``count`` distinct inputs classified ``target``.
 
@@ -198,10 +206,13 @@ class Engine:
             time_limit: Seconds for the whole query.
             phases: Input bits to seed the solver's phases with (and the hidden activations
                 they produce); None keeps the solver's own.
-            randomize: Fresh random phases before each new solution (diverse enumeration).
+            randomize: Fresh phases before each new solution (diverse enumeration): True for
+                random bits, or a function of the number of inputs found so far that returns
+                the bits to seed the phases with (e.g. another relaxation start).
             conflict_budget: Conflicts per restart round (doubling); None: no restarts.
             fixed: Input bit index -> value constraints.
             hamming: ``(bits, d)``: stay within Hamming distance ``d`` of ``bits``.
+            exclude: Inputs not to return (blocked for this query only).
             per_solution_limit: Seconds allowed to find each next input.
 
         Returns:
@@ -210,7 +221,7 @@ class Engine:
         if not 0 <= target < self.net.num_classes:
             raise ValueError(f"class {target} out of range 0..{self.net.num_classes - 1}")
         kwargs = dict(count=count, time_limit=time_limit, phases=phases, randomize=randomize,
-                      conflict_budget=conflict_budget, fixed=fixed, hamming=hamming,
+                      conflict_budget=conflict_budget, fixed=fixed, hamming=hamming, exclude=exclude,
                       per_solution_limit=per_solution_limit)
         if self.isolate:
             return self._isolated(target, kwargs)
@@ -229,9 +240,10 @@ class Engine:
         out = run_forked(child, kwargs["time_limit"] + 1.0, what=f"the {self.solver_name} query")
         return out if out is not None else QueryResult("timeout", time_s=time.monotonic() - start)
 
-    def _query(self, target: int, *, count: int, time_limit: float, phases: np.ndarray | None, randomize: bool,
+    def _query(self, target: int, *, count: int, time_limit: float, phases: np.ndarray | None,
+               randomize: bool | Callable[[int], np.ndarray | None],
                conflict_budget: int | None, fixed: dict[int, bool] | None, hamming: tuple[np.ndarray, int] | None,
-               per_solution_limit: float | None) -> QueryResult:
+               exclude: list[np.ndarray] | None, per_solution_limit: float | None) -> QueryResult:
         start = time.monotonic()
         deadline = start + time_limit
         session = self.enc.new_var()
@@ -248,6 +260,9 @@ class Engine:
             seed_bits, dist = hamming
             ball = self.enc.hamming(np.asarray(seed_bits, dtype=bool), int(dist), session)
             ball.add_to(self.solvers["main" if self.strategy == "direct" else "lower"])
+        for bits in exclude or []:
+            self.solvers["main" if self.strategy == "direct" else "lower"].add_clause(
+                self._block(np.asarray(bits, dtype=bool), session))
         self.set_phases(phases)
         result = QueryResult("timeout")
         try:
@@ -271,7 +286,8 @@ class Engine:
         return bits
 
     def _direct(self, result: QueryResult, target: int, count: int, deadline: float, extra: list[int], session: int,
-                phases: np.ndarray | None, randomize: bool, budget: int | None, per_solution: float | None) -> None:
+                phases: np.ndarray | None, randomize: bool | Callable, budget: int | None,
+                per_solution: float | None) -> None:
         s = self.solvers["main"]
         start = time.monotonic()
         assumptions = self.select(target) + extra
@@ -290,7 +306,7 @@ class Engine:
                 self.set_phases(self._perturb(base, rounds))
             result.rounds += rounds
             if r is None:
-                result.status = "timeout"
+                result.status = "sat" if result.found else "timeout"
                 return
             if r is False:
                 result.status = "unsat" if not result.found else "sat"
@@ -299,11 +315,10 @@ class Engine:
             bits = self._found(result, s, target, start)
             result.status = "sat"
             s.add_clause(self._block(bits, session))
-            if randomize:
-                self.set_phases(self.random_bits())
+            self._next_phases(randomize, len(result.found))
 
     def _decompose(self, result: QueryResult, target: int, count: int, deadline: float, extra: list[int],
-                   session: int, phases: np.ndarray | None, randomize: bool, budget: int | None,
+                   session: int, phases: np.ndarray | None, randomize: bool | Callable, budget: int | None,
                    per_solution: float | None) -> None:
         upper, lower = self.solvers["upper"], self.solvers["lower"]
         start = time.monotonic()
@@ -314,7 +329,7 @@ class Engine:
                 limit = deadline if per_solution is None else min(deadline, time.monotonic() + per_solution)
                 r = self._solve(upper, self.select(target) + [session, rnd], limit, None)
                 if r is None:
-                    result.status = "timeout"
+                    result.status = "sat" if result.found else "timeout"
                     return
                 if r is False:
                     if skipped:  # retry the skipped patterns with a doubled budget
@@ -335,7 +350,7 @@ class Engine:
                             skipped += 1
                             result.skipped += 1
                             break
-                        result.status = "timeout"
+                        result.status = "sat" if result.found else "timeout"
                         return
                     if r2 is False:
                         core = lower.get_core() or []
@@ -346,65 +361,12 @@ class Engine:
                     bits = self._found(result, lower, target, start)
                     result.status = "sat"
                     lower.add_clause(self._block(bits, session))
-                    if randomize:
-                        self.set_phases(self.random_bits())
+                    self._next_phases(randomize, len(result.found))
         finally:
             upper.add_clause([-rnd])
 
     def infer(self, bits: np.ndarray, time_limit: float = 30.0) -> int:
-        """The class the encoding assigns to input ``bits`` (inference mode).
+        """The class the encoding assigns to input ``bits`` (inference mode); see :func:`inference.infer`."""
+        from auditor_bnn_sat.inference import infer
 
-        With the inputs fixed (and every selector off) the solver derives the hidden layers; they
-        must equal the integer forward pass. Then, with inputs and hidden values fixed, exactly one
-        class selector may be satisfiable. The hidden values are unique because every neuron is a
-        full equivalence (the oracle test checks this by enumeration), so fixing them loses nothing.
-
-        Raises:
-            EncodingMismatch: when the derived hidden values or the class disagree with the
-                forward pass structure (not exactly one satisfiable class).
-            TimeoutError: past ``time_limit``.
-        """
-        bits = np.asarray(bits, dtype=bool)
-        fix = self.enc.input_literals(bits)
-        deadline = time.monotonic() + time_limit
-        off = [-s for s in self.enc.selectors]
-        hidden: list[int] = []
-        if self.strategy == "direct":
-            s = self.solvers["main"]
-            r = self._solve(s, fix + off, deadline, None)
-            model = s.get_model() if r else None
-        else:
-            lower, s = self.solvers["lower"], self.solvers["upper"]
-            r = self._solve(lower, fix, deadline, None)
-            m0 = lower.get_model() if r else None
-            if m0 is not None:
-                pattern = [v if m0[v - 1] > 0 else -v for v in self.layer0]
-                r = self._solve(s, pattern + off, deadline, None)
-                model = s.get_model() if r else None
-                fix = pattern
-            else:
-                model = None
-        if r is None:
-            raise TimeoutError("inference query timed out")
-        if model is None:
-            raise EncodingMismatch("the encoding has no value for the hidden layers of a fixed input")
-        acts = self.net.hidden(bits[None, :])
-        for index, (lits, act) in enumerate(zip(self.enc.neurons, acts)):
-            for v, a in zip(lits.tolist(), act[0].tolist()):
-                if abs(v) == TRUE:
-                    continue
-                if self.strategy == "decompose" and index == 0:
-                    continue
-                if (model[v - 1] > 0) != (a > 0):
-                    raise EncodingMismatch(f"inference mode: neuron {v} of layer {index} differs from the forward pass")
-                hidden.append(v if a > 0 else -v)
-        winners = []
-        for t in range(self.net.num_classes):
-            r = self._solve(s, fix + hidden + self.select(t), deadline, None)
-            if r is None:
-                raise TimeoutError("inference query timed out")
-            if r:
-                winners.append(t)
-        if len(winners) != 1:
-            raise EncodingMismatch(f"inference mode: classes {winners} are satisfiable for one fixed input")
-        return winners[0]
+        return infer(self, bits, time_limit)
