@@ -137,12 +137,19 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def state_dict_mismatches(expected: dict[str, torch.Size], given: dict[str, torch.Tensor],
+                          expected_word: str = "model", given_word: str = "file",
+                          sep: str = " vs ") -> tuple[list[str], list[str], list[str]]:
+    """(missing keys, unexpected keys, shape mismatches) of ``given`` against the ``expected`` shapes."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    shapes = [f"{k}: {expected_word} {list(expected[k])}{sep}{given_word} {list(given[k].shape)}"
+              for k in sorted(set(expected) & set(given)) if tuple(expected[k]) != tuple(given[k].shape)]
+    return missing, unexpected, shapes
+
+
 def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k}: model {list(expected[k].shape)} vs file {list(state[k].shape)}"
-              for k in sorted(set(expected) & set(state)) if expected[k].shape != state[k].shape]
+    missing, unexpected, shapes = state_dict_mismatches({k: v.shape for k, v in net.state_dict().items()}, state)
     if missing or unexpected or shapes:
         parts = []
         if missing:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from auditor.errors import ModelLoadError, UsageError
+from auditor.loaders import state_dict_mismatches
 from auditor.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,8 @@ def _map_backbone(state: dict[str, torch.Tensor], model: Any, net: str, source: 
         _, index, name = key.split(".", 2)
         expected[f"features.{index}.{name}"] = (key, value.shape)
     given = {k for k in state if k.startswith("features.")}
-    missing = sorted(set(expected) - given)
-    unexpected = sorted(given - set(expected))
-    shapes = [f"{k}: expected {list(expected[k][1])}, got {list(state[k].shape)}"
-              for k in sorted(given & set(expected)) if state[k].shape != expected[k][1]]
+    missing, unexpected, shapes = state_dict_mismatches({k: shape for k, (_, shape) in expected.items()},
+                                                        {k: state[k] for k in given}, "expected", "got", sep=", ")
     if missing or unexpected or shapes:
         parts = [f"{source} is not torchvision's {net} backbone ({BACKBONE_FILES[net]})"]
         if missing:

@@ -26,6 +26,9 @@ _STATS = {
 }
 
 
+PRESETS = tuple(_STATS)
+
+
 def preset(name: str) -> DatasetPreset:
     """Sources and statistics of a named dataset; MNIST-like sets are read from ``datasets_dir()``."""
     if name not in _STATS:

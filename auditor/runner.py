@@ -160,7 +160,8 @@ def run_attack(cls: type[Attack], attack_config, model: Classifier, data: AuditD
     torch.manual_seed(config.run.seed)
     try:
         with hard_deadline(None if attack_deadline is None else attack_deadline - time.monotonic() + 5.0):
-            output = cls(attack_config).run(target, data, ctx)
+            attack = cls(attack_config)
+            output = attack.run(target, data, ctx)
         result.status = "completed"
     except CapabilityError as exc:
         result.status, result.reason = "skipped", str(exc)
@@ -176,7 +177,7 @@ def run_attack(cls: type[Attack], attack_config, model: Classifier, data: AuditD
     if output is None or result.status != "completed":
         return result, None
     try:
-        _collect_output(cls, attack_config, output, result, target, mode, data, config, lpips)
+        _collect_output(attack, output, result, target, mode, data, config, lpips)
     except Exception as exc:  # output the core cannot score (wrong shapes, NaN, ...) is the plugin's failure
         log.debug("output of attack %s could not be scored", cls.name, exc_info=True)
         failed = AttackResult(attack=cls.name, plugin=owner, summary=cls.summary, status="failed", config=result.config,
@@ -186,7 +187,7 @@ def run_attack(cls: type[Attack], attack_config, model: Classifier, data: AuditD
     return result, output
 
 
-def _collect_output(cls: type[Attack], attack_config, output: AttackOutput, result: AttackResult, target, mode,  # noqa: ANN001
+def _collect_output(attack: Attack, output: AttackOutput, result: AttackResult, target, mode,  # noqa: ANN001
                     data: AuditData, config: AuditConfig, lpips) -> None:  # noqa: ANN001
     result.metrics.update(output.metrics)
     result.tables.extend(output.tables)
@@ -200,8 +201,8 @@ def _collect_output(cls: type[Attack], attack_config, output: AttackOutput, resu
         labels = output.labels if output.labels is not None else torch.zeros(len(output.reconstructions), dtype=torch.long)
         result.scores = score_reconstructions(output.reconstructions.detach().float().cpu(), labels.cpu(), data,
                                               config=config.scoring, lpips=lpips, seed=config.run.seed)
-        result.figures[:0] = _figures_for_scores(cls.name, output, data, result, config.report.member_images)
-    result.findings = list(output.findings) + cls(attack_config).assess(result)
+        result.figures[:0] = _figures_for_scores(attack.name, output, data, result, config.report.member_images)
+    result.findings = list(output.findings) + attack.assess(result)
     result.model_dump_json()  # metrics, tables and findings must be writable to report.json
 
 

@@ -21,23 +21,15 @@ import torch
 
 from auditor import zoo
 from auditor.data import load_images
-from auditor.paths import datasets_dir
-
-STATS = {"mnist": ((0.1307,), (0.3081,)), "fashion-mnist": ((0.2860,), (0.3530,)), "digits": ((0.3,), (0.35,))}
+from auditor.presets import PRESETS, preset
 
 
-def dataset_source(dataset: str, split: str) -> str:
-    if dataset == "digits":
-        return f"digits:{split}"
-    root = datasets_dir()
-    if root is None:
-        raise SystemExit("datasets not found: set AUDITOR_DATASETS or place ../shared/datasets beside the checkout")
-    return f"{root / dataset}:{split}"
+
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="mnist", choices=sorted(STATS))
+    p.add_argument("--dataset", default="mnist", choices=sorted(PRESETS))
     p.add_argument("--arch", default="cnn", choices=["mlp", "cnn", "tinycnn", "vit", "vit_nopos"])
     p.add_argument("--n", type=int, default=1000, help="class-balanced training subset size")
     p.add_argument("--epochs", type=int, default=30)
@@ -45,9 +37,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("models"))
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    members = load_images(dataset_source(args.dataset, "train"), limit=args.n, subset_seed=args.seed)
-    test = load_images(dataset_source(args.dataset, "test"))
-    mean, std = STATS[args.dataset]
+    ds = preset(args.dataset)
+    members = load_images(ds.train, limit=args.n, subset_seed=args.seed)
+    test = load_images(ds.test)
+    mean, std = ds.mean, ds.std
     net = zoo.build(args.arch, members.image_shape, 10)
     zoo.train(net, members.images, members.labels, mean=mean, std=std, epochs=args.epochs, seed=args.seed)
     name = f"{args.dataset}-{args.arch}-{args.n}"

@@ -10,23 +10,15 @@ import torch
 from auditor import zoo
 from auditor.attack import RunContext
 from auditor.data import LabeledImages, load_images
-from auditor.errors import UsageError
+from auditor.errors import DataError, UsageError
 from auditor.model import from_module
-from auditor.paths import datasets_dir
+from auditor.presets import PRESETS, preset
 from auditor_shortcut.evidence import inversion_regions, patch_presence
 from auditor_shortcut.planting import Shortcut
 from auditor_shortcut.probe import auto_patch_size, probe, within_cell
 
 log = logging.getLogger(__name__)
 
-# name -> (train source, test source, mean, std); {root} is auditor.paths.datasets_dir()
-DATASETS: dict[str, tuple[str, str, tuple[float, ...], tuple[float, ...]]] = {
-    "mnist": ("{root}/mnist:train", "{root}/mnist:test", (0.1307,), (0.3081,)),
-    "fashion-mnist": ("{root}/fashion-mnist:train", "{root}/fashion-mnist:test", (0.2860,), (0.3530,)),
-    "cifar10": ("{root}/cifar10/cifar10_train_first4000.npz", "{root}/cifar10/cifar10_test_first1000.npz",
-                (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "digits": ("digits:train", "digits:test", (0.3,), (0.35,)),
-}
 
 
 @dataclass
@@ -41,16 +33,15 @@ class StudyData:
 
 def load_study_data(dataset: str, *, train_size: int, test_size: int, seed: int, test_source: str | None = None) -> StudyData:
     """A named dataset (mnist, fashion-mnist, cifar10, digits) or any core source string plus ``test_source``."""
-    if dataset in DATASETS:
-        train_src, test_src, mean, std = DATASETS[dataset]
-        if "{root}" in train_src:
-            root = datasets_dir()
-            if root is None:
-                raise UsageError(f"dataset {dataset!r} needs the shared datasets folder (set AUDITOR_DATASETS); none found")
-            train_src, test_src = train_src.format(root=root), test_src.format(root=root)
+    if dataset in PRESETS:
+        try:
+            ds = preset(dataset)
+        except DataError as exc:
+            raise UsageError(str(exc)) from exc
+        train_src, test_src, mean, std = ds.train, ds.test, ds.mean, ds.std
     else:
         if test_source is None:
-            raise UsageError(f"--dataset {dataset!r} is not one of {sorted(DATASETS)}; a source string also needs --test-source")
+            raise UsageError(f"--dataset {dataset!r} is not one of {sorted(PRESETS)}; a source string also needs --test-source")
         train_src, test_src, mean, std = dataset, test_source, (), ()
     train = load_images(train_src, limit=train_size, subset_seed=seed)
     test = load_images(test_src, limit=test_size, subset_seed=seed + 1)
