@@ -75,14 +75,23 @@ def main() -> None:
                "diversity_ssim": sum(s["diversity_ssim"] for s in stats) / 10,
                "feature_cos": sum(s.get("feature_cosine", 0.0) for s in stats) / 10, **likeness}
         rows.append(row)
-        results[name] = {"row": row, "per_class": stats}
+        results[name] = {"row": row, "per_class": stats, "samples": (images, labels)}
         logging.info("%s", row)
     # torch vs ONNX on the same model, seed and budget
+    # the ONNX run gets exactly the torch run's number of steps, so the comparison isolates the model path
     onnx_model = load_model(ModelSpec(source=str(onnx_path)))
-    _, _, onnx_stats, onnx_log = run_inversion(onnx_model, base)
+    torch_steps = results["default (cosine+ortho)"]["row"]["steps"]
+    onnx_start = time.monotonic()
+    _, _, onnx_stats, onnx_log = run_inversion(onnx_model, base.model_copy(update={"steps": torch_steps, "train_seconds": None}))
+    onnx_seconds = time.monotonic() - onnx_start
     torch_stats = results["default (cosine+ortho)"]["per_class"]
-    parity = [{"class": k, "torch_hit": torch_stats[k]["hit_rate"], "onnx_hit": onnx_stats[k]["hit_rate"],
-               "diff_pp": 100 * abs(torch_stats[k]["hit_rate"] - onnx_stats[k]["hit_rate"])} for k in range(10)]
+    # the same images (from the torch-trained generator) classified through both model paths
+    images0, labels0 = results["default (cosine+ortho)"]["samples"]
+    same_images = class_statistics(onnx_model, images0, labels0, onnx_model.num_classes)
+    parity = [{"class": k, "torch_hit": torch_stats[k]["hit_rate"], "onnx_hit_same_images": same_images[k]["hit_rate"],
+               "same_images_diff_pp": 100 * abs(torch_stats[k]["hit_rate"] - same_images[k]["hit_rate"]),
+               "onnx_hit_own_generator": onnx_stats[k]["hit_rate"],
+               "own_generator_diff_pp": 100 * abs(torch_stats[k]["hit_rate"] - onnx_stats[k]["hit_rate"])} for k in range(10)]
     # a 3-channel 32×32 model
     cifar_rows = []
     try:
@@ -93,13 +102,15 @@ def main() -> None:
         logging.warning("CIFAR-10 run skipped: %s", exc)
     print("\nInversion ablation (MNIST CNN, 1,000 training images, %.0f s budget, seed 0)" % seconds)
     print(table(rows, ["variant", "steps", "seconds", "hit_min", "hit_mean", "diversity_ssim", "feature_cos", "best_ssim", "class_average_ssim", "unseen_real_ssim"]))
-    print("\nTorch vs ONNX (same model, seed, budget): hit rate per class")
-    print(table(parity, ["class", "torch_hit", "onnx_hit", "diff_pp"]))
+    print("\nTorch vs ONNX (same model, seed and %d steps; ONNX took %.0f s, torch %.0f s): hit rate per class"
+          % (torch_steps, onnx_seconds, results["default (cosine+ortho)"]["row"]["seconds"]))
+    print("(same images: the torch generator's samples classified through the ONNX path; own generator: a generator trained on the ONNX path)")
+    print(table(parity, ["class", "torch_hit", "onnx_hit_same_images", "same_images_diff_pp", "onnx_hit_own_generator", "own_generator_diff_pp"]))
     if cifar_rows:
         print("\nCIFAR-10 subset CNN (3×32×32)")
         print(table(cifar_rows, ["class", "hit_rate", "diversity_ssim"]))
     out = write_json("inversion", {"seconds": seconds, "ablation": rows, "per_class": {k: v["per_class"] for k, v in results.items()},
-                                   "torch_vs_onnx": parity, "onnx_steps": onnx_log.steps, "cifar10": cifar_rows})
+                                   "torch_vs_onnx": parity, "onnx_steps": onnx_log.steps, "onnx_seconds": round(onnx_seconds, 1), "cifar10": cifar_rows})
     print(f"\nwrote {out}")
 
 

@@ -9,7 +9,8 @@ from torch import nn
 
 import auditor_tldr
 from auditor_tldr import attack as tldr_attack
-from auditor_tldr.losses import perturb, pixel_range_term, tv_term, weight_gradient_term
+from auditor_tldr.losses import (per_sample_gradient_norms, perturb, perturbed_losses, pixel_range_term, tv_term,
+                                 weight_gradient_term)
 
 
 def test_tv_matches_loops():
@@ -88,9 +89,57 @@ def test_phases_switch_from_soft_to_hot(monkeypatch, tiny_net):
     attack = tldr_attack.TrainingLikeDataReconstruction(tldr_attack.TldrConfig(inversion_steps=2, reconstruction_steps=2, batch_size=12, width=4))
     output = attack.run(model, make_audit_data(), RunContext(device=torch.device("cpu"), seed=0, smoke=True, show_progress=False))
     assert [c["hot"] for c in calls] == [False, True]
-    assert "grad" not in calls[0]["weights"] and calls[1]["weights"]["grad"] == 2.0
+    assert "grad" not in calls[0]["weights"] and calls[1]["weights"]["grad"] == 10.0
     assert set(calls[1]["weights"]) == {"kl", "ce", "cosine", "ortho", "kl_pert", "ce_pert", "tv", "pix", "grad"}
     assert output.reconstructions.shape[1:] == (1, 16, 16) and output.reconstructions.min() >= 0
+
+
+def test_per_sample_gradient_norms_match_torch_func():
+    net = _tiny_tanh_net()
+    x = torch.rand(5, 1, 2, 2, dtype=torch.float64)
+    y = torch.tensor([0, 1, 1, 0, 1])
+    params = {k: v.detach() for k, v in net.named_parameters()}
+
+    def loss(p, xi, yi):
+        return nn.functional.cross_entropy(torch.func.functional_call(net, p, (xi[None],)), yi[None])
+
+    grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    expected = torch.sqrt(sum((g.reshape(5, -1) ** 2).sum(1) for g in grads.values()))
+    torch.testing.assert_close(per_sample_gradient_norms(net, x, y), expected)
+
+
+def test_perturbed_losses_match_a_direct_computation():
+    net = _tiny_tanh_net().float()
+    x, y = torch.rand(4, 1, 2, 2), torch.tensor([0, 1, 0, 1])
+    got = perturbed_losses(net, x, y, 0.1, repeats=3, generator=torch.Generator().manual_seed(3))
+    rng = torch.Generator().manual_seed(3)
+    direct = torch.stack([nn.functional.cross_entropy(net(perturb(x, 0.1, rng)), y, reduction="none") for _ in range(3)]).mean(0)
+    torch.testing.assert_close(got, direct.detach())
+
+
+@pytest.mark.parametrize("select_by", ["grad", "robust"])
+def test_candidates_keep_the_best_scored_per_class(tiny_net, select_by):
+    from auditor.attack import RunContext
+    from auditor_inversion.engine import build_generator, sample
+
+    cfg = tldr_attack.TldrConfig(width=4, candidates=3, select_by=select_by, perturbation=0.2)
+    attack = tldr_attack.TrainingLikeDataReconstruction(cfg)
+    torch.manual_seed(0)
+    generator = build_generator(3, (1, 16, 16), cfg, output="clamp").eval()
+    ctx = RunContext(device=torch.device("cpu"), seed=0, show_progress=False)
+    labels = torch.arange(3).repeat_interleave(2)
+    kept, note = attack._sample_and_select(tiny_net, generator, labels, True, ctx)
+    pool_labels = labels.repeat_interleave(3)
+    pool = sample(generator, pool_labels, cfg, hot=True, seed=1, latent_scale=cfg.sample_latent_scale)
+    if select_by == "grad":
+        score = per_sample_gradient_norms(tiny_net, pool, pool_labels)
+    else:
+        score = perturbed_losses(tiny_net, pool, pool_labels, 0.2, generator=ctx.generator(offset=7))
+    for c in range(3):
+        idx = torch.nonzero(pool_labels == c).flatten()
+        best = pool[idx[score[idx].argsort()[:2]]]
+        torch.testing.assert_close(kept[2 * c:2 * c + 2], best)
+    assert "best of 3 candidates" in note
 
 
 def test_query_only_model_drops_the_weight_gradient_term(run_attack, monkeypatch):

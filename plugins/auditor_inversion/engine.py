@@ -43,7 +43,8 @@ class InversionSettings(BaseModel):
     batch_size: int = Field(128, ge=2, description="Generator batch per step (spread over the classes).")
     steps: int = Field(3000, ge=1, description="Maximum optimisation steps.")
     train_seconds: float | None = Field(120.0, gt=0, description="Stop training after this many seconds.")
-    soft_temperature: float = Field(1.0, gt=0, description="Temperature of the soft conditioning vectors.")
+    soft_temperature: float = Field(
+        0.3, gt=0, description="Temperature of the soft conditioning vectors (lower: peakier vectors; 0.3 measured best of 1, 0.5, 0.3).")
 
 
 @dataclass
@@ -125,8 +126,11 @@ def train_generator(net: nn.Module, generator: ConditionedGenerator, settings: I
 
 @torch.no_grad()
 def sample(generator: ConditionedGenerator, labels: torch.Tensor, settings: InversionSettings, *, hot: bool = True,
-           seed: int = 0, device: torch.device | None = None) -> torch.Tensor:
-    """Images for ``labels``; dropout stays on when ``settings.sample_dropout`` (batch norm uses running stats)."""
+           seed: int = 0, device: torch.device | None = None, latent_scale: float = 1.0) -> torch.Tensor:
+    """Images for ``labels``; dropout stays on when ``settings.sample_dropout`` (batch norm uses running stats).
+
+    ``latent_scale`` < 1 draws z from a narrower Gaussian (the "truncation" trade of fidelity for diversity).
+    """
     rng = torch.Generator().manual_seed(seed)
     device = device or next(generator.parameters()).device
     generator.eval()
@@ -135,7 +139,7 @@ def sample(generator: ConditionedGenerator, labels: torch.Tensor, settings: Inve
             if isinstance(m, nn.Dropout2d):
                 m.train()
     target = one_hot(labels, generator.num_classes) if hot else soft_vectors(labels, generator.num_classes, rng, settings.soft_temperature)
-    z = torch.randn((len(labels), settings.latent_dim), generator=rng)
+    z = latent_scale * torch.randn((len(labels), settings.latent_dim), generator=rng)
     torch.manual_seed(seed)
     out = generator(z.to(device), target.to(device), labels.to(device)).cpu()
     generator.eval()

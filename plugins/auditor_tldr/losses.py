@@ -52,3 +52,34 @@ def weight_gradient_term(net: nn.Module, images: torch.Tensor, labels: torch.Ten
             p.requires_grad_(flag)
     squares = [(g ** 2).sum() for g in grads if g is not None]
     return torch.sqrt(torch.stack(squares).sum() + 1e-12)
+
+
+def per_sample_gradient_norms(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """‖∇_θ CE(f_θ(x_i), y_i)‖₂ for each image separately (no graph kept): the selection score of tldr's candidates."""
+    params = [p for p in net.parameters() if p.is_floating_point()]
+    if not params:
+        raise ValueError("the classifier exposes no parameters for per-sample gradient norms")
+    previous = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(True)
+    norms = []
+    try:
+        for x, y in zip(images, labels):
+            loss = F.cross_entropy(net(x[None]), y[None])
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            norms.append(torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None)))
+    finally:
+        for p, flag in zip(params, previous):
+            p.requires_grad_(flag)
+    return torch.stack(norms).cpu()
+
+
+@torch.no_grad()
+def perturbed_losses(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, scale: float, repeats: int = 4,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean cross-entropy of each image under ``repeats`` sign perturbations of size ``scale`` (lower: more robust)."""
+    total = torch.zeros(len(images))
+    for _ in range(repeats):
+        logits = net(perturb(images, scale, generator))
+        total += F.cross_entropy(logits, labels, reduction="none").cpu()
+    return total / repeats
