@@ -20,14 +20,14 @@ DOCS = HERE.parent / "docs"
 BENCHES = [  # (script, title, extra args for default mode)
     ("bench_scoring.py", "1. Scoring: SSIM against scikit-image, nearest-member search", []),
     ("bench_compare.py", "2. Reconstruction quality against ART's MIFace", []),
-    ("bench_bnn_sat.py", "3. bnn_sat: formula size and time per query", []),
+    ("bench_bnn_sat.py", "3. bnn_sat: formula size and time per query", ["--limit", "4"]),  # 4 s per query keeps the total under 90 min
     ("bench_e2e.py", "4. End to end: audit run per plugin, ONNX vs torch", []),
     ("bench_inversion.py", "Inversion: hit rates, diversity and the cosine/orthogonality ablation", []),
 ]
 
 
-def run(script: str, quick: bool) -> tuple[str, float, int]:
-    cmd = [sys.executable, str(HERE / script)] + (["--quick"] if quick else [])
+def run(script: str, quick: bool, extra: list[str]) -> tuple[str, float, int]:
+    cmd = [sys.executable, str(HERE / script)] + (["--quick"] if quick else extra)
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
     return proc.stdout + (f"\n[stderr tail]\n{proc.stderr[-1500:]}" if proc.returncode else ""), time.monotonic() - start, proc.returncode
@@ -92,16 +92,17 @@ def main() -> None:
     args = p.parse_args()
     only = set(args.only.split(",")) if args.only else None
     sections, total = [], time.monotonic()
-    for script, title, _ in BENCHES:
+    for script, title, extra in BENCHES:
         if only and script not in only:
             continue
         if not (HERE / script).exists():
             sections.append(f"## {title}\n\nNot run: `{script}` is not present.\n")
             continue
         print(f"running {script} ...", flush=True)
-        output, seconds, code = run(script, args.quick)
+        output, seconds, code = run(script, args.quick, extra)
         print(output, flush=True)
-        body = f"## {title}\n\n`python bench/{script}{' --quick' if args.quick else ''}` ({seconds:.0f} s, exit {code})\n\n```\n{output.strip()}\n```\n"
+        flags = " --quick" if args.quick else "".join(f" {a}" for a in extra)
+        body = f"## {title}\n\n`python bench/{script}{flags}` ({seconds:.0f} s, exit {code})\n\n```\n{output.strip()}\n```\n"
         results = HERE / "results"
         plot = None
         if script == "bench_compare.py" and (results / "compare.json").exists():

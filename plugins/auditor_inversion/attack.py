@@ -54,6 +54,22 @@ def class_statistics(model: Classifier, images: torch.Tensor, labels: torch.Tens
     return stats
 
 
+def summary_metrics(stats: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and minimum hit rate, mean confidence and mean diversity over the classes of ``class_statistics``."""
+    hit = [s["hit_rate"] for s in stats]
+    return {"hit_rate_mean": sum(hit) / len(hit), "hit_rate_min": min(hit),
+            "confidence_mean": sum(s["confidence"] for s in stats) / len(stats),
+            "diversity_ssim_mean": sum(s["diversity_ssim"] for s in stats) / len(stats)}
+
+
+def statistics_table(title: str, stats: list[dict[str, float]], class_names: tuple[str, ...], caption: str = "") -> Table:
+    """One row per class: samples, hit rate, confidence, diversity (mean pairwise SSIM) and feature cosine."""
+    return Table(title=title, columns=["class", "samples", "hit rate", "confidence", "diversity (mean pairwise SSIM)", "feature cosine"],
+                 rows=[[f"{s['class']} ({class_names[s['class']]})", s["n"], round(s["hit_rate"], 3), round(s["confidence"], 3),
+                        round(s["diversity_ssim"], 3), round(s.get("feature_cosine", float("nan")), 3)] for s in stats],
+                 caption=caption)
+
+
 def class_grid_figure(title: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_row: int = 10) -> Figure:
     rows = []
     for k in range(num_classes):
@@ -85,15 +101,11 @@ class NetworkInversion(Attack):
         images = sample(generator, labels, cfg, hot=cfg.sample_hot, seed=ctx.seed + 1, device=ctx.device)
         stats = class_statistics(model, images, labels, model.num_classes)
         hit = [s["hit_rate"] for s in stats]
-        metrics = {"steps": float(train_log.steps), "train_seconds": train_log.seconds, "hit_rate_mean": sum(hit) / len(hit),
-                   "hit_rate_min": min(hit), "confidence_mean": sum(s["confidence"] for s in stats) / len(stats),
-                   "diversity_ssim_mean": sum(s["diversity_ssim"] for s in stats) / len(stats),
+        metrics = {"steps": float(train_log.steps), "train_seconds": train_log.seconds, **summary_metrics(stats),
                    "generator_parameters": float(sum(p.numel() for p in generator.parameters()))}
-        table = Table(title="Per-class inversion statistics",
-                      columns=["class", "samples", "hit rate", "confidence", "diversity (mean pairwise SSIM)", "feature cosine"],
-                      rows=[[f"{s['class']} ({data.class_names[s['class']]})", s["n"], round(s["hit_rate"], 3), round(s["confidence"], 3),
-                             round(s["diversity_ssim"], 3), round(s.get("feature_cosine", float("nan")), 3)] for s in stats],
-                      caption=f"Dropout {'on' if cfg.sample_dropout else 'off'} while sampling; {'one-hot' if cfg.sample_hot else 'soft'}-vector conditioning.")
+        table = statistics_table("Per-class inversion statistics", stats, data.class_names,
+                                 caption=f"Dropout {'on' if cfg.sample_dropout else 'off'} while sampling; "
+                                         f"{'one-hot' if cfg.sample_hot else 'soft'}-vector conditioning.")
         figure = class_grid_figure("Generated samples per class", images, labels, model.num_classes)
         findings = []
         hard = [s["class"] for s in stats if s["hit_rate"] < cfg.hit_rate_low]

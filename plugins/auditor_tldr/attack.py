@@ -11,7 +11,7 @@ from auditor.data import AuditData
 from auditor.model import Classifier
 from auditor.results import AttackResult, Finding, Table
 from auditor.severity import reconstruction_findings
-from auditor_inversion.attack import class_grid_figure, class_statistics
+from auditor_inversion.attack import class_grid_figure, class_statistics, statistics_table, summary_metrics
 from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
 from auditor_tldr.losses import per_sample_gradient_norms, perturb, perturbed_losses, pixel_range_term, tv_term, weight_gradient_term
 
@@ -94,15 +94,11 @@ class TrainingLikeDataReconstruction(Attack):
         if selection_note:
             notes.append(selection_note)
         stats = class_statistics(model, images, labels, model.num_classes)
-        hit = [s["hit_rate"] for s in stats]
         last = phase2.history[-1] if phase2.history else {}
         metrics = {"inversion_steps": float(phase1.steps), "reconstruction_steps": float(phase2.steps),
-                   "train_seconds": phase1.seconds + phase2.seconds, "hit_rate_mean": sum(hit) / len(hit), "hit_rate_min": min(hit),
-                   "diversity_ssim_mean": sum(s["diversity_ssim"] for s in stats) / len(stats),
+                   "train_seconds": phase1.seconds + phase2.seconds, **summary_metrics(stats),
                    **{f"final_{k}": float(v) for k, v in last.items() if k != "step"}}
-        table = Table(title="Per-class reconstruction statistics", columns=["class", "samples", "hit rate", "confidence", "diversity (SSIM)"],
-                      rows=[[f"{s['class']} ({data.class_names[s['class']]})", s["n"], round(s["hit_rate"], 3), round(s["confidence"], 3),
-                             round(s["diversity_ssim"], 3)] for s in stats])
+        table = statistics_table("Per-class reconstruction statistics", stats, data.class_names)
         loss_table = Table(title="Loss terms during reconstruction (every 50 steps)",
                            columns=list(phase2.history[0].keys()) if phase2.history else [],
                            rows=[[round(v, 4) for v in h.values()] for h in phase2.history[-10:]])
