@@ -63,6 +63,19 @@ def load(args: argparse.Namespace):  # noqa: ANN201
     return model, data
 
 
+def scale(args: argparse.Namespace) -> dict[str, float]:
+    """Best SSIM to the class's members of the class average image and of 20 real unseen digits per class."""
+    from auditor.scoring import ssim_matrix
+
+    _, data = load(args)
+    blur, real = [], []
+    for k in range(data.num_classes):
+        members = data.members.of_class(k)
+        blur.append(ssim_matrix(members.mean(0, keepdim=True), members).max(1).values.mean())
+        real.append(ssim_matrix(data.reference.of_class(k)[:20], members).max(1).values.mean())
+    return {"class_average_ssim": float(torch.stack(blur).mean()), "unseen_real_ssim": float(torch.stack(real).mean())}
+
+
 def run_variant(job: tuple[str, dict, argparse.Namespace]) -> dict:
     name, overrides, args = job
     torch.set_num_threads(args.threads)
@@ -136,7 +149,11 @@ def main() -> None:
     print(f"\ntldr variants ({args.dataset} {args.arch}, {args.size} training images, {args.phase1_steps}+{args.phase2_steps} steps, "
           f"seed {args.seed}, {args.device})")
     print(table(rows, ["variant", "seconds", "best_ssim", "matched_ssim", "gap", "gap_ci", "likely_copies", "hit_min", "diversity_ssim"]))
-    out = write_json(f"sweep_tldr-{args.arch}-{args.size}", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
+    baselines = scale(args)
+    print("for scale, best SSIM to the members of: the class average %.3f, a real unseen digit %.3f"
+          % (baselines["class_average_ssim"], baselines["unseen_real_ssim"]))
+    out = write_json(f"sweep_tldr-{args.arch}-{args.size}", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                                             "baselines": baselines})
     print(f"wrote {out}")
 
 
