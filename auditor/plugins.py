@@ -89,8 +89,6 @@ def collect_attacks(pm: pluggy.PluginManager) -> dict[str, type[Attack]]:
     records = getattr(pm, "records", {})
     for impl in pm.hook.auditor_register_attacks.get_hookimpls():
         classes = impl.function() or []
-        if impl.plugin_name in records:
-            records[impl.plugin_name].attacks = list(classes)  # assigned, not appended: this runs once per call
         for cls in classes:
             if not (isinstance(cls, type) and issubclass(cls, Attack)):
                 raise PluginLoadError(f"plugin {impl.plugin_name!r} registered {cls!r}, expected an Attack subclass")
@@ -100,6 +98,8 @@ def collect_attacks(pm: pluggy.PluginManager) -> dict[str, type[Attack]]:
             if name in attacks and attacks[name] is not cls:
                 raise PluginLoadError(f"attack name {name!r} is registered by both {owner[name]!r} and {impl.plugin_name!r}")
             attacks[name], owner[name] = cls, impl.plugin_name
+        if impl.plugin_name in records:
+            records[impl.plugin_name].attacks = list(classes)  # assigned after validation; this runs once per call
     return dict(sorted(attacks.items()))
 
 

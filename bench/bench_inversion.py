@@ -82,7 +82,8 @@ def main() -> None:
     onnx_model = load_model(ModelSpec(source=str(onnx_path)))
     torch_steps = results["default (cosine+ortho)"]["row"]["steps"]
     onnx_start = time.monotonic()
-    _, _, onnx_stats, onnx_log = run_inversion(onnx_model, base.model_copy(update={"steps": torch_steps, "train_seconds": None}))
+    torch_seconds = results["default (cosine+ortho)"]["row"]["seconds"]
+    _, _, onnx_stats, onnx_log = run_inversion(onnx_model, base.model_copy(update={"steps": torch_steps, "train_seconds": 3 * torch_seconds}))
     onnx_seconds = time.monotonic() - onnx_start
     torch_stats = results["default (cosine+ortho)"]["per_class"]
     # the same images (from the torch-trained generator) classified through both model paths

@@ -106,6 +106,8 @@ def test_per_sample_gradient_norms_match_torch_func():
     grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(params, x, y)
     expected = torch.sqrt(sum((g.reshape(5, -1) ** 2).sum(1) for g in grads.values()))
     torch.testing.assert_close(per_sample_gradient_norms(net, x, y), expected)
+    with torch.no_grad():  # callers may hold no_grad; the norms need autograd anyway
+        torch.testing.assert_close(per_sample_gradient_norms(net, x, y), expected)
 
 
 def test_perturbed_losses_match_a_direct_computation():
@@ -117,39 +119,56 @@ def test_perturbed_losses_match_a_direct_computation():
     torch.testing.assert_close(got, direct.detach())
 
 
-@pytest.mark.parametrize("select_by", ["grad", "robust"])
-def test_candidates_keep_the_best_scored_per_class(tiny_net, select_by):
+def test_candidates_keep_the_lowest_scored_per_class(tiny_net, monkeypatch):
     from auditor.attack import RunContext
-    from auditor_inversion.engine import build_generator, sample
+    from auditor_inversion.engine import build_generator
 
-    cfg = tldr_attack.TldrConfig(width=4, candidates=3, select_by=select_by, perturbation=0.2)
-    attack = tldr_attack.TrainingLikeDataReconstruction(cfg)
+    attack = tldr_attack.TrainingLikeDataReconstruction(tldr_attack.TldrConfig(width=4, candidates=3))
     torch.manual_seed(0)
-    generator = build_generator(3, (1, 16, 16), cfg, output="clamp").eval()
+    generator = build_generator(3, (1, 16, 16), attack.config, output="clamp").eval()
+    pools = []
+    real_sample = tldr_attack.sample
+
+    def recording_sample(gen, labels, *args, **kwargs):
+        out = real_sample(gen, labels, *args, **kwargs)
+        pools.append((out, labels))
+        return out
+
+    scores = torch.tensor([7, 3, 11, 0, 5, 9, 14, 2, 8, 1, 17, 6, 4, 13, 10, 16, 12, 15], dtype=torch.float32)  # 3 classes × 2 × 3
+    monkeypatch.setattr(tldr_attack, "sample", recording_sample)
+    monkeypatch.setattr(attack, "_candidate_scores", lambda *a, **k: scores)
     ctx = RunContext(device=torch.device("cpu"), seed=0, show_progress=False)
-    labels = torch.arange(3).repeat_interleave(2)
-    kept, note = attack._sample_and_select(tiny_net, generator, labels, True, ctx)
-    pool_labels = labels.repeat_interleave(3)
-    pool = sample(generator, pool_labels, cfg, hot=True, seed=1, latent_scale=cfg.sample_latent_scale)
-    if select_by == "grad":
-        score = per_sample_gradient_norms(tiny_net, pool, pool_labels)
-    else:
-        score = perturbed_losses(tiny_net, pool, pool_labels, 0.2, generator=ctx.generator(offset=7))
+    images, labels, note = attack._sample_and_select(tiny_net, generator, 3, 2, True, ctx)
+    (pool, pool_labels), = pools
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2]
     for c in range(3):
-        idx = torch.nonzero(pool_labels == c).flatten()
-        best = pool[idx[score[idx].argsort()[:2]]]
-        torch.testing.assert_close(kept[2 * c:2 * c + 2], best)
+        idx = [i for i in range(18) if int(pool_labels[i]) == c]
+        ranked = sorted(idx, key=lambda i: float(scores[i]))
+        torch.testing.assert_close(images[labels == c], pool[ranked[:2]])
+        assert max(float(scores[i]) for i in ranked[:2]) <= min(float(scores[i]) for i in ranked[2:])
     assert "best of 3 candidates" in note
+
+
+def test_one_candidate_means_no_selection(tiny_net):
+    from auditor.attack import RunContext
+    from auditor_inversion.engine import build_generator
+
+    attack = tldr_attack.TrainingLikeDataReconstruction(tldr_attack.TldrConfig(width=4, candidates=1))
+    generator = build_generator(3, (1, 16, 16), attack.config, output="clamp").eval()
+    images, labels, note = attack._sample_and_select(tiny_net, generator, 3, 4, True,
+                                                      RunContext(device=torch.device("cpu"), seed=0, show_progress=False))
+    assert images.shape == (12, 1, 16, 16) and labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4 and note == ""
 
 
 def test_query_only_model_drops_the_weight_gradient_term(run_attack, monkeypatch):
     import onnx2pytorch
 
     monkeypatch.setattr(onnx2pytorch, "ConvertModel", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("unsupported op")))
-    result = run_attack(auditor_tldr, "tldr", width=4, batch_size=12)
+    result = run_attack(auditor_tldr, "tldr", width=4, batch_size=12, select_by="grad")
     assert result.status == "completed", result.reason
     assert result.gradient_mode == "zeroth_order"
     assert any("weight-gradient term dropped" in n for n in result.notes)
+    assert any("ranked by robustness instead of weight-gradient norm" in n for n in result.notes)
 
 
 def test_smoke_run_end_to_end(run_attack):

@@ -126,10 +126,11 @@ def train_generator(net: nn.Module, generator: ConditionedGenerator, settings: I
 
 @torch.no_grad()
 def sample(generator: ConditionedGenerator, labels: torch.Tensor, settings: InversionSettings, *, hot: bool = True,
-           seed: int = 0, device: torch.device | None = None, latent_scale: float = 1.0) -> torch.Tensor:
-    """Images for ``labels``; dropout stays on when ``settings.sample_dropout`` (batch norm uses running stats).
+           seed: int = 0, device: torch.device | None = None, latent_scale: float = 1.0, chunk: int = 512) -> torch.Tensor:
+    """Images for ``labels`` (on the CPU); dropout stays on when ``settings.sample_dropout`` (batch norm uses running stats).
 
     ``latent_scale`` < 1 draws z from a narrower Gaussian (the "truncation" trade of fidelity for diversity).
+    The generator runs on ``chunk`` images at a time, so memory does not grow with ``len(labels)``.
     """
     rng = torch.Generator().manual_seed(seed)
     device = device or next(generator.parameters()).device
@@ -141,6 +142,7 @@ def sample(generator: ConditionedGenerator, labels: torch.Tensor, settings: Inve
     target = one_hot(labels, generator.num_classes) if hot else soft_vectors(labels, generator.num_classes, rng, settings.soft_temperature)
     z = latent_scale * torch.randn((len(labels), settings.latent_dim), generator=rng)
     torch.manual_seed(seed)
-    out = generator(z.to(device), target.to(device), labels.to(device)).cpu()
+    parts = [generator(z[i:i + chunk].to(device), target[i:i + chunk].to(device), labels[i:i + chunk].to(device)).cpu()
+             for i in range(0, len(labels), chunk)]
     generator.eval()
-    return out
+    return torch.cat(parts) if parts else torch.empty((0, *generator.image_shape))

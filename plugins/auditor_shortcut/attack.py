@@ -123,7 +123,7 @@ class ShortcutProbe(Attack):
                    ctx: RunContext) -> tuple[list[RegionEvidence], object, list[str]]:
         from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
 
-        settings = InversionSettings(train_seconds=cfg.inversion_seconds, steps=cfg.inversion_steps, batch_size=64)
+        settings = InversionSettings(train_seconds=cfg.inversion_seconds, steps=cfg.inversion_steps, batch_size=64, soft_temperature=1.0)
         generator = build_generator(model.num_classes, model.input_shape, settings)
         train_log = train_generator(model.module(), generator, settings, ctx, desc="shortcut inversion")
         n = 2 if ctx.smoke else cfg.inversion_samples

@@ -156,7 +156,7 @@ def invert_cell(net: torch.nn.Module, arch: str, lr: float, data: StudyData, sho
     from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
 
     model = from_module(net, num_classes=data.num_classes, input_shape=data.train.image_shape, mean=data.mean, std=data.std)
-    settings = InversionSettings(train_seconds=seconds, steps=100000, batch_size=64)
+    settings = InversionSettings(train_seconds=seconds, steps=100000, batch_size=64, soft_temperature=1.0)
     generator = build_generator(data.num_classes, data.train.image_shape, settings)
     ctx = RunContext(device=torch.device("cpu"), seed=seed, show_progress=False)
     train_log = train_generator(model.module(), generator, settings, ctx, desc=f"inversion {arch}")

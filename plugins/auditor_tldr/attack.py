@@ -32,10 +32,13 @@ class TldrConfig(AttackConfig, InversionSettings):
     soft_temperature: float = Field(1.0, gt=0, description="Temperature of phase 1's soft conditioning vectors (tldr was tuned with 1).")
     reconstruction_dropout: float | None = Field(None, ge=0, lt=1, description="Dropout rate in phase 2 (None: keep ``dropout``).")
     sample_latent_scale: float = Field(0.5, gt=0, le=1, description="Scale of z when sampling (below 1: truncation, fewer outliers).")
-    candidates: int = Field(16, ge=1, description="Draw this many candidates per kept reconstruction and keep the best by ``select_by``.")
+    candidates: int = Field(16, ge=1, le=256, description="Draw this many candidates per kept reconstruction and keep the best by ``select_by``.")
     select_by: Literal["grad", "robust"] = Field(
         "robust", description="Candidate ranking: lowest loss under perturbation, or smallest per-sample weight-gradient norm.")
     batch_size: int = Field(64, ge=2, description="Generator batch per step (smaller batches give more steps per second).")
+
+
+POOL_BLOCK = 4096  # candidate images sampled and scored at a time
 
 
 class TrainingLikeDataReconstruction(Attack):
@@ -50,13 +53,18 @@ class TrainingLikeDataReconstruction(Attack):
         torch.manual_seed(ctx.seed)
         net = model.module()
         notes: list[str] = []
-        use_grad = cfg.grad > 0
-        if use_grad and ctx.gradient_mode == "zeroth_order":
-            use_grad = False
-            notes.append("weight-gradient term dropped: the model only answers queries, so gradients with respect to its weights are unavailable")
-        if use_grad and not any(True for _ in net.parameters()):
-            use_grad = False
-            notes.append("weight-gradient term dropped: the differentiable model exposes no parameters")
+        weight_grads = True  # gradients with respect to the model's weights can be computed
+        if ctx.gradient_mode == "zeroth_order":
+            weight_grads = False
+            reason = "the model only answers queries, so gradients with respect to its weights are unavailable"
+        elif not any(True for _ in net.parameters()):
+            weight_grads = False
+            reason = "the differentiable model exposes no parameters"
+        use_grad = cfg.grad > 0 and weight_grads
+        if cfg.grad > 0 and not weight_grads:
+            notes.append(f"weight-gradient term dropped: {reason}")
+        if cfg.candidates > 1 and cfg.select_by == "grad" and not weight_grads:
+            notes.append(f"candidates ranked by robustness instead of weight-gradient norm: {reason}")
         generator = build_generator(model.num_classes, model.input_shape, cfg, output="clamp")
         rng = ctx.generator(offset=99)
         phase1 = train_generator(net, generator, cfg, ctx, steps=cfg.inversion_steps, time_budget_s=cfg.inversion_seconds,
@@ -89,8 +97,7 @@ class TrainingLikeDataReconstruction(Attack):
         phase2 = train_generator(net, generator, cfg, ctx, hot=True, weights=weights, extra_terms=reconstruction_terms,
                                  steps=cfg.reconstruction_steps, time_budget_s=cfg.reconstruction_seconds, desc="tldr: reconstruction")
         n = cfg.samples_per_class if not ctx.smoke else 4
-        labels = torch.arange(model.num_classes).repeat_interleave(n)
-        images, selection_note = self._sample_and_select(net, generator, labels, use_grad, ctx)
+        images, labels, selection_note = self._sample_and_select(net, generator, model.num_classes, n, weight_grads, ctx)
         if selection_note:
             notes.append(selection_note)
         stats = class_statistics(model, images, labels, model.num_classes)
@@ -106,32 +113,49 @@ class TrainingLikeDataReconstruction(Attack):
         return AttackOutput(reconstructions=images, labels=labels, metrics=metrics, figures=[figure], tables=[table, loss_table],
                             notes=notes + phase1.notes + phase2.notes)
 
-    def _sample_and_select(self, net: torch.nn.Module, generator: torch.nn.Module, labels: torch.Tensor, use_grad: bool,
-                           ctx: RunContext) -> tuple[torch.Tensor, str]:
-        """Sample ``candidates`` images per wanted one and keep, per class, those the model marks as most training-like."""
+    def _sample_and_select(self, net: torch.nn.Module, generator: torch.nn.Module, num_classes: int, per_class: int,
+                           weight_grads: bool, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """``per_class`` images for every class, each the best of ``candidates`` by the model's own score.
+
+        Classes are handled in blocks of at most ``POOL_BLOCK`` candidates, so memory does not grow with the
+        number of classes; the deadline is checked between blocks. Returns images, their labels, and a note.
+        """
         cfg: TldrConfig = self.config  # type: ignore[assignment]
         k = cfg.candidates
-        pool_labels = labels.repeat_interleave(k)
-        pool = sample(generator, pool_labels, cfg, hot=True, seed=ctx.seed + 1, device=ctx.device, latent_scale=cfg.sample_latent_scale)
+        by = cfg.select_by if weight_grads else "robust"
+        rng = ctx.generator(offset=7)
+        block = max(1, POOL_BLOCK // (k * per_class))
+        images, labels = [], []
+        for first in ctx.progress(range(0, num_classes, block), desc="tldr: candidates", total=-(-num_classes // block)):
+            wanted = torch.arange(first, min(num_classes, first + block)).repeat_interleave(per_class)
+            pool_labels = wanted.repeat_interleave(k)
+            pool = sample(generator, pool_labels, cfg, hot=True, seed=ctx.seed + 1 + first, device=ctx.device,
+                          latent_scale=cfg.sample_latent_scale)
+            if k == 1:
+                images.append(pool)
+                labels.append(pool_labels)
+                continue
+            score = self._candidate_scores(net, pool, pool_labels, by, rng, ctx.device)
+            # the pool is grouped by class: row c holds class c's per_class * k candidates
+            grouped = score.view(-1, per_class * k)
+            keep = grouped.argsort(dim=1)[:, :per_class] + torch.arange(grouped.shape[0])[:, None] * per_class * k
+            images.append(pool[keep.flatten()])
+            labels.append(pool_labels[keep.flatten()])
         if k == 1:
-            return pool, ""
-        by = cfg.select_by
-        if by == "grad" and not use_grad:
-            by = "robust"
-        device = ctx.device
-        if by == "grad":
-            score = per_sample_gradient_norms(net, pool.to(device), pool_labels.to(device))
-            how = "smallest per-sample weight-gradient norm"
-        else:
-            score = perturbed_losses(net, pool.to(device), pool_labels.to(device), cfg.perturbation, generator=ctx.generator(offset=7))
-            how = f"lowest mean cross-entropy under ±{cfg.perturbation} sign perturbations"
-        keep = []
-        for c in labels.unique():
-            idx = torch.nonzero(pool_labels == c).flatten()
-            wanted = int((labels == c).sum())
-            keep.append(idx[score[idx].argsort()[:wanted]])
-        keep_idx = torch.cat(keep)
-        return pool[keep_idx], f"each reconstruction is the best of {k} candidates by {how}"
+            return torch.cat(images), torch.cat(labels), ""
+        how = ("smallest per-sample weight-gradient norm" if by == "grad"
+               else f"lowest mean cross-entropy under ±{cfg.perturbation} sign perturbations")
+        return torch.cat(images), torch.cat(labels), f"each reconstruction is the best of {k} candidates by {how}"
+
+    def _candidate_scores(self, net: torch.nn.Module, pool: torch.Tensor, pool_labels: torch.Tensor, by: str,
+                          rng: torch.Generator, device: torch.device, chunk: int = 512) -> torch.Tensor:
+        """Lower is more training-like: per-sample weight-gradient norm (``grad``) or perturbed cross-entropy (``robust``)."""
+        scale = self.config.perturbation  # type: ignore[attr-defined]
+        parts = []
+        for i in range(0, len(pool), chunk):
+            x, y = pool[i:i + chunk].to(device), pool_labels[i:i + chunk].to(device)
+            parts.append(per_sample_gradient_norms(net, x, y) if by == "grad" else perturbed_losses(net, x, y, scale, generator=rng))
+        return torch.cat(parts)
 
     def assess(self, result: AttackResult) -> list[Finding]:
         return reconstruction_findings(self.name, result)

@@ -64,10 +64,14 @@ def per_sample_gradient_norms(net: nn.Module, images: torch.Tensor, labels: torc
         p.requires_grad_(True)
     norms = []
     try:
-        for x, y in zip(images, labels):
-            loss = F.cross_entropy(net(x[None]), y[None])
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-            norms.append(torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None)))
+        with torch.enable_grad():
+            for x, y in zip(images, labels):
+                logits = net(x[None])
+                loss = F.cross_entropy(logits, y[None].to(logits.device))
+                grads = [g for g in torch.autograd.grad(loss, params, allow_unused=True) if g is not None]
+                if not grads:
+                    raise ValueError("the classifier's loss does not depend on any of its parameters")
+                norms.append(torch.sqrt(torch.stack([(g.detach() ** 2).sum() for g in grads]).sum()))
     finally:
         for p, flag in zip(params, previous):
             p.requires_grad_(flag)
@@ -81,5 +85,5 @@ def perturbed_losses(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     total = torch.zeros(len(images))
     for _ in range(repeats):
         logits = net(perturb(images, scale, generator))
-        total += F.cross_entropy(logits, labels, reduction="none").cpu()
+        total += F.cross_entropy(logits, labels.to(logits.device), reduction="none").cpu()
     return total / repeats
