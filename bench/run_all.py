@@ -107,7 +107,8 @@ def main() -> None:
         plot = None
         if script == "bench_compare.py" and (results / "compare.json").exists():
             plot = plot_compare(results / "compare.json")
-            grids = sorted((DOCS / "img").glob("compare-*-*-*.png"))
+            keys = json.loads((results / "compare.json").read_text()).get("grids", {})
+            grids = [DOCS / "img" / f"compare-{k}.png" for k in keys if (DOCS / "img" / f"compare-{k}.png").exists()]
             if grids:
                 body += "\nReconstruction grids (one row per class; same model, seed and budget):\n\n" + "\n".join(
                     f"* {g.stem.removeprefix('compare-')}: ![{g.stem}](img/{g.name})" for g in grids) + "\n"
