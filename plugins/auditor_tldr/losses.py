@@ -10,6 +10,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,6 +33,22 @@ def pixel_range_term(raw: torch.Tensor, low: float = 0.0, high: float = 1.0) -> 
     return (F.relu(raw - high) + F.relu(low - raw)).mean()
 
 
+@contextmanager
+def _weights_requiring_grad(net: nn.Module, purpose: str) -> Iterator[list[torch.Tensor]]:
+    """The floating-point parameters of ``net`` with ``requires_grad`` on; the previous flags are restored on exit."""
+    params = [p for p in net.parameters() if p.is_floating_point()]
+    if not params:
+        raise ValueError(f"the classifier exposes no parameters for {purpose}")
+    previous = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        yield params
+    finally:
+        for p, flag in zip(params, previous):
+            p.requires_grad_(flag)
+
+
 def weight_gradient_term(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """‖∇_θ CE(net(images), labels)‖₂ over the parameters of ``net``, differentiable with respect to ``images``.
 
@@ -37,44 +56,24 @@ def weight_gradient_term(net: nn.Module, images: torch.Tensor, labels: torch.Ten
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    params = [p for p in net.parameters() if p.is_floating_point()]
-    if not params:
-        raise ValueError("the classifier exposes no parameters for the weight-gradient term")
-    previous = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(True)
-    try:
-        with sdpa_kernel([SDPBackend.MATH]):
-            loss = F.cross_entropy(net(images), labels)
-            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-    finally:
-        for p, flag in zip(params, previous):
-            p.requires_grad_(flag)
+    with _weights_requiring_grad(net, "the weight-gradient term") as params, sdpa_kernel([SDPBackend.MATH]):
+        loss = F.cross_entropy(net(images), labels)
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
     squares = [(g ** 2).sum() for g in grads if g is not None]
     return torch.sqrt(torch.stack(squares).sum() + 1e-12)
 
 
 def per_sample_gradient_norms(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """‖∇_θ CE(f_θ(x_i), y_i)‖₂ for each image separately (no graph kept): the selection score of tldr's candidates."""
-    params = [p for p in net.parameters() if p.is_floating_point()]
-    if not params:
-        raise ValueError("the classifier exposes no parameters for per-sample gradient norms")
-    previous = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(True)
     norms = []
-    try:
-        with torch.enable_grad():
-            for x, y in zip(images, labels):
-                logits = net(x[None])
-                loss = F.cross_entropy(logits, y[None].to(logits.device))
-                grads = [g for g in torch.autograd.grad(loss, params, allow_unused=True) if g is not None]
-                if not grads:
-                    raise ValueError("the classifier's loss does not depend on any of its parameters")
-                norms.append(torch.sqrt(torch.stack([(g.detach() ** 2).sum() for g in grads]).sum()))
-    finally:
-        for p, flag in zip(params, previous):
-            p.requires_grad_(flag)
+    with _weights_requiring_grad(net, "per-sample gradient norms") as params, torch.enable_grad():
+        for x, y in zip(images, labels):
+            logits = net(x[None])
+            loss = F.cross_entropy(logits, y[None].to(logits.device))
+            grads = [g for g in torch.autograd.grad(loss, params, allow_unused=True) if g is not None]
+            if not grads:
+                raise ValueError("the classifier's loss does not depend on any of its parameters")
+            norms.append(torch.sqrt(torch.stack([(g.detach() ** 2).sum() for g in grads]).sum()))
     return torch.stack(norms).cpu()
 
 
