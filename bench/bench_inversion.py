@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import mnist_data, table, trained, write_json  # noqa: E402
+from common import likeness_scale, mnist_data, table, trained, write_json  # noqa: E402
 
 from auditor.attack import RunContext  # noqa: E402
 from auditor.loaders import load_model  # noqa: E402
@@ -37,16 +37,8 @@ def run_inversion(model, settings: InversionSettings, seed: int = 0, n: int = 10
 
 def data_likeness(images, labels, data) -> dict[str, float]:  # noqa: ANN001
     """Mean best SSIM to the class's members; the same for a blurry class average and for real unseen digits."""
-    best, blur, real = [], [], []
-    for k in range(10):
-        members = data.members.of_class(k)
-        best.append(ssim_matrix(images[labels == k][:20], members).max(1).values.mean())
-        average = members.mean(0, keepdim=True)
-        blur.append(ssim_matrix(average, members).max(1).values.mean())
-        unseen = data.reference.of_class(k)[:20]
-        real.append(ssim_matrix(unseen, members).max(1).values.mean())
-    return {"best_ssim": float(torch.stack(best).mean()), "class_average_ssim": float(torch.stack(blur).mean()),
-            "unseen_real_ssim": float(torch.stack(real).mean())}
+    best = [ssim_matrix(images[labels == k][:20], data.members.of_class(k)).max(1).values.mean() for k in range(data.num_classes)]
+    return {"best_ssim": float(torch.stack(best).mean()), **likeness_scale(data)}
 
 
 def main() -> None:

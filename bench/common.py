@@ -64,3 +64,15 @@ def table(rows: list[dict], columns: list[str]) -> str:
     lines = [" | ".join(c.ljust(w) for c, w in zip(columns, widths)), "-|-".join("-" * w for w in widths)]
     lines += [" | ".join(cell(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)) for r in rows]
     return "\n".join(lines)
+
+
+def likeness_scale(data: AuditData, per_class: int = 20) -> dict[str, float]:
+    """For scale: mean best SSIM to the class's members of the class-average image, and of ``per_class`` real unseen images."""
+    from auditor.scoring import ssim_matrix
+
+    blur, real = [], []
+    for k in range(data.num_classes):
+        members = data.members.of_class(k)
+        blur.append(ssim_matrix(members.mean(0, keepdim=True), members).max(1).values.mean())
+        real.append(ssim_matrix(data.reference.of_class(k)[:per_class], members).max(1).values.mean())
+    return {"class_average_ssim": float(torch.stack(blur).mean()), "unseen_real_ssim": float(torch.stack(real).mean())}

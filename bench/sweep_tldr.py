@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, table, trained, write_json  # noqa: E402
+from common import CACHE, likeness_scale, table, trained, write_json  # noqa: E402
 
 # Every variant is merged into BASE, the settings before this sweep (grad 2, no candidate selection, z unscaled),
 # so the tables in docs/tldr.md stay reproducible whatever the current defaults are; "defaults" is the current config.
@@ -68,19 +68,6 @@ def load(args: argparse.Namespace):  # noqa: ANN201
                            source="sweep"), data
     model, _, data = trained(args.dataset, args.arch, args.size)
     return model, data
-
-
-def scale(args: argparse.Namespace) -> dict[str, float]:
-    """Best SSIM to the class's members of the class average image and of 20 real unseen digits per class."""
-    from auditor.scoring import ssim_matrix
-
-    _, data = load(args)
-    blur, real = [], []
-    for k in range(data.num_classes):
-        members = data.members.of_class(k)
-        blur.append(ssim_matrix(members.mean(0, keepdim=True), members).max(1).values.mean())
-        real.append(ssim_matrix(data.reference.of_class(k)[:20], members).max(1).values.mean())
-    return {"class_average_ssim": float(torch.stack(blur).mean()), "unseen_real_ssim": float(torch.stack(real).mean())}
 
 
 def run_variant(job: tuple[str, dict, argparse.Namespace]) -> dict:
@@ -147,7 +134,7 @@ def main() -> None:
         name, _, pairs = spec.partition(":")
         variants[name] = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in pairs.split(",") if kv)}
     names = [n for n in args.only.split(",") if n] or list(variants)
-    load(args)  # train and cache the model once, before any worker starts
+    _, data = load(args)  # trains and caches the model once, before any worker starts
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [(n, variants[n], args) for n in names]
     if args.workers > 1:
@@ -158,7 +145,7 @@ def main() -> None:
     print(f"\ntldr variants ({args.dataset} {args.arch}, {args.size} training images, {args.phase1_steps}+{args.phase2_steps} steps, "
           f"seed {args.seed}, {args.device})")
     print(table(rows, ["variant", "seconds", "best_ssim", "matched_ssim", "gap", "gap_ci", "likely_copies", "hit_min", "diversity_ssim"]))
-    baselines = scale(args)
+    baselines = likeness_scale(data)
     print("for scale, best SSIM to the members of: the class average %.3f, a real unseen digit %.3f"
           % (baselines["class_average_ssim"], baselines["unseen_real_ssim"]))
     out = write_json(f"sweep_tldr-{args.arch}-{args.size}-{args.phase1_steps}+{args.phase2_steps}", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
