@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import logging
 import os
 import zipfile
@@ -112,29 +111,16 @@ def load_onnx(path: Path, spec: ModelSpec) -> Classifier:
 # --------------------------------------------------------------------------- torch
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Weights from a .safetensors file or a state-dict file loaded with ``weights_only=True``."""
-    file_provenance(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def load_state_dict(path: Path, expected: set[str] | None = None, notes: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Weights from a .safetensors file or a state-dict file loaded with ``weights_only=True``; checkpoint wrappers
+    and ``module.``/``_orig_mod.`` prefixes are removed (:mod:`auditor.weights`). Ambiguities are added to ``notes``."""
+    from auditor.weights import read_weights
 
-        try:
-            return load_file(str(path))
-        except Exception as exc:
-            raise ModelLoadError(f"cannot read safetensors file {path}: {exc}") from exc
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        detail = next((line.strip().split(". ")[0] for line in str(exc).splitlines() if "Unsupported" in line), str(exc)[:300])
-        raise ModelLoadError(
-            f"{path} is not a plain state dict loadable with weights_only=True ({type(exc).__name__}: {detail}); "
-            "full-module pickles need pickle:PATH and --trust-model"
-        ) from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelLoadError(f"{path}: expected a dict of tensors (a state dict), got {type(state).__name__}")
-    return state
+    file_provenance(path)
+    weights = read_weights(path, expected)
+    if notes is not None:
+        notes.extend(weights.notes)
+    return weights.state
 
 
 def state_dict_mismatches(expected: dict[str, torch.Size], given: dict[str, torch.Tensor],
@@ -293,8 +279,9 @@ def load_timm(arch: str, spec: ModelSpec) -> Classifier:
         raise ModelLoadError(f"unknown timm architecture {arch!r}; similar: {close}")
     if spec.weights is None:
         raise ModelLoadError(f"timm:{arch} needs --weights (a state dict or .safetensors); pretrained downloads are not used")
-    state = load_state_dict(spec.weights)
-    info = ModelInfo(source=spec.source, format="timm+weights", **file_provenance(spec.weights))  # type: ignore[arg-type]
+    notes: list[str] = []
+    state = load_state_dict(spec.weights, notes=notes)
+    info = ModelInfo(source=spec.source, format="timm+weights", warnings=notes, **file_provenance(spec.weights))  # type: ignore[arg-type]
     num_classes = spec.num_classes or _num_classes_from_state(state)
     kwargs: dict[str, object] = {"pretrained": False, "num_classes": num_classes}
     if spec.input_shape is not None:
@@ -311,20 +298,17 @@ def load_timm(arch: str, spec: ModelSpec) -> Classifier:
 
 
 def load_factory(target: str, spec: ModelSpec) -> Classifier:
-    module_name, _, function_name = target.partition(":")
-    if not module_name or not function_name:
-        raise ModelLoadError(f"factory source must be factory:module:function, got factory:{target}")
-    try:
-        factory = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as exc:
-        raise ModelLoadError(f"cannot import factory {target!r}: {exc}") from exc
-    net = factory()
+    from auditor.factory import build
+
+    net, provenance = build(target)
     if not isinstance(net, nn.Module):
         raise ModelLoadError(f"factory {target!r} returned {type(net).__name__}, expected a torch.nn.Module")
-    info = ModelInfo(source=spec.source, format="factory")
+    info = ModelInfo(source=spec.source, format="factory", metadata=provenance)
     if spec.weights is not None:
-        apply_state_dict(net, load_state_dict(spec.weights), str(spec.weights))
-        info = info.model_copy(update=file_provenance(spec.weights))
+        notes: list[str] = []
+        state = load_state_dict(spec.weights, set(net.state_dict()), notes)
+        apply_state_dict(net, state, str(spec.weights))
+        info = info.model_copy(update={**file_provenance(spec.weights), "warnings": notes})
     return _wrap_torch(net, spec, info)
 
 

@@ -124,7 +124,7 @@ def _classifier(module):
 
 @pytest.mark.parametrize("module,reason", [
     (nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.ReLU(), nn.Linear(16, 4)), "not binarised|ReLU"),
-    (nn.Sequential(nn.Flatten(), nn.Linear(36, 4)), "input is not binarised"),
+    (nn.Sequential(nn.Flatten(), nn.Linear(36, 4)), "no sign activation"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(32, 4)), "Conv2d"),
 ])
 def test_non_binarised_models_are_rejected_with_a_reason(module, reason):

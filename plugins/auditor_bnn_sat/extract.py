@@ -61,10 +61,15 @@ def _leaves(module: nn.Module) -> list[nn.Module]:
     return [module]
 
 
-def stages_from_torch(net: nn.Module) -> list[Stage]:
-    """Stages of an ``nn.Sequential`` BNN; any other module is exported to ONNX and parsed."""
+def stages_from_torch(net: nn.Module, input_shape: tuple[int, ...] | None = None) -> list[Stage]:
+    """Stages of an ``nn.Sequential`` BNN; any other module is exported to ONNX (with an input of
+    ``input_shape``, else the module's ``input_shape`` attribute) and parsed."""
     if not isinstance(net, nn.Sequential):
-        return stages_from_onnx(_export_onnx(net))
+        return stages_from_onnx(_export_onnx(net, input_shape), type(net).__name__)
+    if not any(isinstance(leaf, (InputBinarizer, SignActivation)) for leaf in _leaves(net)):
+        layers = list(dict.fromkeys(type(leaf).__name__ for leaf in _leaves(net)))
+        raise not_bnn(f"{type(net).__name__} has no sign activation (its layers: {', '.join(layers)}); "
+                      "bnn_sat applies only to binarised networks")
     if net.training:
         raise not_bnn("the module is in training mode (batch norm would use batch statistics); call .eval()")
     stages = [Stage(None)]
@@ -106,14 +111,14 @@ def stages_from_torch(net: nn.Module) -> list[Stage]:
     return stages
 
 
-def _export_onnx(net: nn.Module):  # -> onnx.ModelProto
+def _export_onnx(net: nn.Module, input_shape: tuple[int, ...] | None = None):  # -> onnx.ModelProto
     import io
 
     import onnx
 
-    shape = getattr(net, "input_shape", None)
+    shape = input_shape or getattr(net, "input_shape", None)
     if shape is None:
-        raise not_bnn(f"{type(net).__name__} is not an nn.Sequential and has no input_shape attribute to export it with")
+        raise ValueError(f"the input shape of {type(net).__name__} is needed to export it (pass input_shape)")
     buf = io.BytesIO()
     try:
         torch.onnx.export(net.eval(), (torch.rand(2, *shape),), buf, dynamo=False)
@@ -155,11 +160,15 @@ def _fold_const(node, args: list[np.ndarray], attrs: dict) -> np.ndarray:
     raise not_bnn(f"cannot evaluate constant ONNX node {op} ({node.name})")
 
 
-def stages_from_onnx(model) -> list[Stage]:  # model: onnx.ModelProto
+def stages_from_onnx(model, name: str = "the ONNX graph") -> list[Stage]:  # model: onnx.ModelProto
     """Parse a chain-shaped ONNX graph into stages."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
+    if not any(node.op_type == "Sign" for node in graph.node):
+        ops = list(dict.fromkeys(node.op_type for node in graph.node if node.op_type != "Constant"))
+        raise not_bnn(f"{name} has no sign activation (its operations: {', '.join(ops[:12])}{', ...' if len(ops) > 12 else ''}); "
+                      "bnn_sat applies only to binarised networks")
     consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in consts]
     if len(inputs) != 1:

@@ -213,7 +213,11 @@ def extract_network(model: Any, input_shape: tuple[int, int, int] | None = None)
             net = model.network()
             if net is None:
                 raise CapabilityError("bnn_sat needs the model's network (torch module or ONNX graph)")
-            stages = stages_from_torch(net)
+            net_shape = input_shape  # the shape the bare network sees, after the classifier's preprocessing
+            if preprocess is not None:
+                with torch.no_grad():
+                    net_shape = tuple(preprocess.cpu()(torch.zeros(1, *input_shape)).shape[1:])
+            stages = stages_from_torch(net, net_shape)
     if input_shape is None:
         raise ValueError("input_shape is needed to extract a network without a classifier")
     return build_network(stages, preprocess, tuple(input_shape), source)
