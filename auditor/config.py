@@ -6,13 +6,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from auditor.data import DataConfig
 from auditor.errors import UsageError
 from auditor.model import ModelSpec
+from auditor.preflight import PreflightSettings
 from auditor.results import Severity
-from auditor.scoring import ScoringConfig
+from auditor.scoring_config import ScoringConfig, deprecation
 
 
 class ReportConfig(BaseModel):
@@ -25,12 +26,28 @@ class ReportConfig(BaseModel):
 
 
 class SeverityThresholds(BaseModel):
-    """Documented thresholds that turn reconstruction scores into risk levels."""
+    """Documented thresholds that turn reconstruction scores into risk levels (``[severity]``).
+
+    Likely copies are judged against the null (held-out real non-members scored the same way) by a
+    one-sided binomial test, never as a raw share.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    copy_share_high: float = Field(0.05, description="Share of likely copies at or above which leakage is high.")
-    copy_share_medium: float = Field(0.01, description="... medium.")
-    gap_medium: float = Field(0.02, description="Member-minus-reference SSIM gap (CI lower bound above 0) at or above which leakage is medium.")
+    copy_test_level: float = Field(0.01, gt=0.0, lt=1.0, description=(
+        "One-sided binomial p-value at or below which the likely copies exceed what the null predicts: medium."))
+    copy_test_level_high: float = Field(0.001, gt=0.0, lt=1.0, description="... and at or below this: high, when enough distinct members are recovered.")
+    copy_members_high: int = Field(3, ge=1, description="Distinct members recovered as likely copies needed for a high finding.")
+    gap_medium: float = Field(0.02, description="Null-centred gap (interval above 0) at or above which leakage is medium.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and {"copy_share_high", "copy_share_medium"} & set(raw):
+            raw = {k: v for k, v in raw.items() if k not in ("copy_share_high", "copy_share_medium")}
+            deprecation("[severity] copy_share_high and copy_share_medium are deprecated and ignored: likely copies are now "
+                        "judged by a one-sided binomial test against the null (copy_test_level, copy_test_level_high, "
+                        "copy_members_high)")
+        return raw
 
 
 class RunConfig(BaseModel):
@@ -45,13 +62,14 @@ class RunConfig(BaseModel):
 
 
 class AuditConfig(BaseModel):
-    """The whole audit: ``[model]``, ``[data]``, ``[run]``, ``[report]``, ``[scoring]``, ``[severity]``, ``[attacks.NAME]``."""
+    """The whole audit: ``[model]``, ``[data]``, ``[run]``, ``[report]``, ``[preflight]``, ``[scoring]``, ``[severity]``, ``[attacks.NAME]``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     model: ModelSpec
     data: DataConfig | None = None
     run: RunConfig = RunConfig()
     report: ReportConfig = ReportConfig()
+    preflight: PreflightSettings = PreflightSettings()
     scoring: ScoringConfig = ScoringConfig()
     severity: SeverityThresholds = SeverityThresholds()
     attacks: dict[str, dict[str, Any]] = Field(default_factory=dict)

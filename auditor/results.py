@@ -91,15 +91,43 @@ class ClassScore(BaseModel):
     gap: float | None = None
     likely_copy_share: float | None = None
     copy_threshold: float | None = None
+    likely_copies: int = 0
+    calibration_count: int = 0                 # calibration non-members behind the threshold (0 when pooled)
+    threshold_pooled: bool = False             # the threshold pools all classes' calibration images
+    null_count: int = 0                        # held-out non-members scored as if they were reconstructions
+    null_copy_rate: float | None = None        # their likely-copy rate
 
 
 class Scores(BaseModel):
-    """What the core's scoring found for one attack's reconstructions."""
+    """What the core's scoring found for one attack's reconstructions.
+
+    Reports written before the calibrated copy rule lack the newer fields; they read with the
+    defaults (``gap_kind="raw"``: their ``gap`` is the uncentred one).
+    """
 
     model_config = ConfigDict(extra="forbid")
     calibrated: bool
     calibration_note: str = ""
-    percentile: float = 99.0
+    percentile: float | None = None            # old rule (99th percentile); None under the conformal rule
+    comparison: Literal["ssim", "affine"] = "ssim"
+    alpha: float | None = None                 # effective false-positive level of the copy threshold
+    alpha_requested: float | None = None
+    copy_rule_calibrated: bool = False         # True when the threshold holds at the requested alpha
+    pooled_classes: list[int] = Field(default_factory=list)
+    likely_copies: int = 0
+    distinct_members_recovered: int | None = None
+    null_count: int = 0
+    null_likely_copies: int = 0
+    null_copy_rate: float | None = None        # held-out real non-members scored as reconstructions
+    copy_null_rate: float | None = None        # rate the binomial test assumes: max(alpha, null_copy_rate)
+    copy_expected_by_null: float | None = None
+    copy_p_value: float | None = None          # one-sided binomial: this many likely copies or more under the null
+    copy_tpr_at_1pct_null_fpr: float | None = None    # share of reconstructions above the null's 1% threshold
+    copy_tpr_at_0_1pct_null_fpr: float | None = None  # ... 0.1% (None: the null is too small to support it)
+    roc_null_count: int = 0
+    gap_kind: Literal["raw", "null_centred"] = "raw"
+    raw_gap: float | None = None               # reconstructions' equal-pool gap, before centring
+    null_gap: float | None = None              # the gap held-out non-members reach through the same pipeline
     matched_ssim_mean: float | None = None
     best_ssim_mean: float | None = None
     best_ssim_max: float | None = None
@@ -112,6 +140,9 @@ class Scores(BaseModel):
     lpips_note: str = ""
     per_class: list[ClassScore] = Field(default_factory=list)
     samples: list[SampleScore] = Field(default_factory=list)
+
+
+ReconstructionScores = Scores  # the name plugins and docs use
 
 
 class AttackResult(BaseModel):
@@ -161,6 +192,9 @@ class ModelInfo(BaseModel):
     mean: list[float] | None = None
     std: list[float] | None = None
     outputs_probabilities: bool | None = None
+    outputs_kind: str | None = None             # logits, probabilities or log-probabilities (as the file gives them)
+    flatten: str | None = None                  # CHW or HWC for graphs that take flat vectors
+    graph_edits: list[str] = Field(default_factory=list)  # what the loader changed to make the file auditable
     capabilities: list[str] = Field(default_factory=list)
     parity_max_abs_diff: float | None = None
     parity_tolerance: float | None = None
@@ -182,6 +216,53 @@ class DataInfo(BaseModel):
     image_shape: list[int] = Field(default_factory=list)
 
 
+class PreprocessCandidate(BaseModel):
+    """One way of feeding the data to the model, as the preflight tried it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    input_range: list[float]
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    layout: str = "NCHW"
+    flatten: str | None = None
+    adaptation: str | None = None               # how the data's images were fitted to the model's input
+    member_accuracy: float
+    member_cross_entropy: float
+
+
+class Preflight(BaseModel):
+    """Can the audit mean anything? Accuracy of the model on the auditor's data, before any attack."""
+
+    model_config = ConfigDict(extra="forbid")
+    chosen: str
+    chosen_by: Literal["user", "preflight"]
+    member_accuracy: float
+    member_cross_entropy: float
+    member_sample: int
+    reference_accuracy: float | None = None
+    reference_cross_entropy: float | None = None
+    reference_sample: int = 0
+    accuracy_gap: float | None = None           # members minus reference: a first leakage signal
+    floor: float
+    passed: bool
+    overridden: bool = False
+    candidates: list[PreprocessCandidate] = Field(default_factory=list)
+    class_permutation: list[int] | None = None  # model class for each data class, when a permutation fits much better
+    permuted_accuracy: float | None = None
+    permutation_applied: bool = False
+    forward_passes: int = 0
+    duration_s: float = 0.0
+    notes: list[str] = Field(default_factory=list)
+
+    def sentence(self) -> str:
+        ref = (f", {self.reference_accuracy:.1%} on non-members (gap {self.accuracy_gap:+.1%})"
+               if self.reference_accuracy is not None and self.accuracy_gap is not None else "")
+        verb = "classifies" if self.passed else "does not classify"
+        return (f"The model {verb} the data: {self.member_accuracy:.1%} top-1 accuracy on members{ref}, "
+                f"with {self.chosen} preprocessing ({'given' if self.chosen_by == 'user' else 'chosen by the preflight'}).")
+
+
 class AuditReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -192,8 +273,10 @@ class AuditReport(BaseModel):
     member_images: bool = True
     model: ModelInfo
     data: DataInfo | None = None
+    preflight: Preflight | None = None
     environment: dict[str, str] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
+    command: str | None = None                  # the `audit run ...` command line that reproduces this audit, as typed
     plugins: list[PluginInfo] = Field(default_factory=list)
     results: list[AttackResult] = Field(default_factory=list)
     duration_s: float = 0.0

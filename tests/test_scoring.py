@@ -20,7 +20,7 @@ from auditor.scoring import (
     ssim_matrix,
 )
 
-FAST = ScoringConfig(bootstrap=200)
+FAST = ScoringConfig(replicates=200)
 
 
 def sk_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -172,7 +172,7 @@ def test_copies_are_likely_copies_and_noise_is_not(channels: int) -> None:
     data = make_data(channels=channels)
     recon, labels, copies = _copies_and_noise(data)
     scores = score_reconstructions(recon, labels, data, config=FAST)
-    assert scores.calibrated and "Calibrated" in scores.calibration_note
+    assert scores.calibrated and "conformal threshold" in scores.calibration_note
     assert [s.index for s in scores.samples] == list(range(6))
     for sample, member in zip(scores.samples[:3], copies):
         assert sample.likely_copy
@@ -222,12 +222,15 @@ def test_without_reference_the_scores_are_uncalibrated() -> None:
     assert all(c.copy_threshold is None and c.gap is None for c in scores.per_class)
 
 
-def test_tiny_reference_pools_the_classes() -> None:
+def test_tiny_reference_runs_uncalibrated_at_alpha_and_says_so() -> None:
+    """5 reference images per class: 3 calibrate each class, 9 in all, far below the 99 that alpha = 0.01 needs.
+    The rule then runs at the finest level the data supports, 1/(9+1), pooled, and the note says so."""
     data = make_data(reference=5)
     recon, labels, _ = _copies_and_noise(data)
     scores = score_reconstructions(recon, labels, data, config=FAST)
-    assert scores.calibrated and "fewer than 20 reference images" in scores.calibration_note
-    assert "pools" in scores.calibration_note and "(15 reference images)" in scores.calibration_note
+    assert scores.calibrated and not scores.copy_rule_calibrated
+    assert "uncalibrated at alpha = 0.01" in scores.calibration_note and "at least 99" in scores.calibration_note
+    assert scores.alpha == pytest.approx(0.1) and scores.pooled_classes == [0, 1, 2]
     assert len({c.copy_threshold for c in scores.per_class}) == 1
     assert all(s.likely_copy for s in scores.samples[:3])
 
@@ -241,7 +244,7 @@ def test_class_without_members_is_noted() -> None:
     assert "c have reconstructions but no member images" in scores.calibration_note
     orphan = scores.samples[1]
     assert orphan.nearest_member is None and orphan.matched_member is None and not orphan.likely_copy
-    assert orphan.nearest_reference == len(data.reference) - 1
+    assert orphan.nearest_reference is not None and int(data.reference.labels[orphan.nearest_reference]) == 2
     assert scores.samples[0].likely_copy
 
 
