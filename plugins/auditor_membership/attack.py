@@ -1,0 +1,180 @@
+"""The ``membership`` attack: calibrated membership inference from queries (threshold scores and population RMIA)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from auditor import Attack, AttackOutput, AttackResult, Capability, Finding, RunContext
+from auditor.errors import CapabilityError
+from auditor.results import Table
+from auditor_membership import rmia
+from auditor_membership.calibration import class_pvalues, split_reference
+from auditor_membership.config import MembershipConfig
+from auditor_membership.evaluate import FPRS, ScoreEvaluation, evaluate_score, fpr_key
+from auditor_membership.figures import exposed_members_figure, roc_figure
+from auditor_membership.severity import SeverityRules, finding
+from auditor_membership.signals import SCORES, all_scores
+
+if TYPE_CHECKING:
+    from auditor.data import AuditData
+    from auditor.model import Classifier
+
+SMOKE = {"max_members": 200, "max_reference": 400, "bootstrap_rounds": 50}
+SETS = ("members", "calibration", "held_out")
+
+
+@torch.no_grad()
+def query(model: Classifier, images: torch.Tensor, ctx: RunContext, batch_size: int, desc: str) -> np.ndarray:
+    """Logits of every image, float64 [N, K], through the query interface only."""
+    parts = [model.logits(images[i:i + batch_size]).detach().cpu().double()
+             for i in ctx.progress(range(0, len(images), batch_size), desc=desc, total=-(-len(images) // batch_size))]
+    return torch.cat(parts).numpy()
+
+
+def resolve_primary(cfg: MembershipConfig, reference_models: int) -> str:
+    """The pre-declared primary score: as configured, or (auto) rmia with reference models and scaled_logit without."""
+    if cfg.primary != "auto":
+        return cfg.primary
+    return "rmia" if reference_models else "scaled_logit"
+
+
+def _subset(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
+
+
+def _cell(est, digits: int = 3, pct: bool = False) -> str:  # noqa: ANN001
+    if est is None:
+        return "not supported"
+    f = (lambda v: f"{v:.{max(digits - 2, 1)}%}") if pct else (lambda v: f"{v:.{digits}f}")
+    return f"{f(est.value)} [{f(est.low)}, {f(est.high)}]" if np.isfinite(est.low) else f(est.value)
+
+
+class MembershipInference(Attack):
+    """Membership inference calibrated on the auditor's reference set (see the package docstring)."""
+
+    name = "membership"
+    summary = ("Calibrated membership inference: loss, confidence, modified entropy, LiRA's scaled logit and population RMIA, "
+               "with per-class thresholds, TPR at 1% and 0.1% FPR and confidence intervals.")
+    requires = frozenset({Capability.QUERY})
+    Config = MembershipConfig
+
+    def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:  # noqa: C901
+        cfg: MembershipConfig = self.config  # type: ignore[assignment]
+        limits = {k: min(getattr(cfg, k), v) if ctx.smoke else getattr(cfg, k) for k, v in SMOKE.items()}
+        if data.reference is None or len(data.reference) < 4:
+            raise CapabilityError("membership inference needs non-member reference data (--reference): part of it sets the "
+                                  "thresholds and the rest measures the false-positive rate")
+        rng = np.random.default_rng(ctx.seed * 1000003 + 18)
+        m_idx = _subset(len(data.members), limits["max_members"], rng)
+        r_idx = _subset(len(data.reference), limits["max_reference"], rng)
+        cal_pos, held_pos = split_reference(data.reference.labels[r_idx].numpy(), cfg.calibration_fraction, rng)
+        images = {"members": data.members.images[m_idx], "calibration": data.reference.images[r_idx[cal_pos]],
+                  "held_out": data.reference.images[r_idx[held_pos]]}
+        labels = {"members": data.members.labels[m_idx], "calibration": data.reference.labels[r_idx[cal_pos]],
+                  "held_out": data.reference.labels[r_idx[held_pos]]}
+        if min(len(labels["calibration"]), len(labels["held_out"])) < 2:
+            raise CapabilityError(f"too few reference images to split: {len(r_idx)} given, need at least 2 per part")
+        logits = {s: query(model, images[s], ctx, cfg.batch_size, s.replace("_", "-")) for s in SETS}
+        y = {s: labels[s].numpy() for s in SETS}
+        scores = {s: all_scores(logits[s], y[s]) for s in SETS}
+        notes, ref_count = self._rmia(model, data, images, labels, scores, ctx, cfg)
+        names = (*SCORES, "rmia")
+        primary = resolve_primary(cfg, ref_count)
+        level = cfg.confidence_level
+        evaluations = {n: evaluate_score(n, scores["members"][n], y["members"], scores["calibration"][n], y["calibration"],
+                                         scores["held_out"][n], y["held_out"], rounds=limits["bootstrap_rounds"], level=level,
+                                         rng=np.random.default_rng(ctx.seed + i), per_class=cfg.per_class_thresholds)
+                       for i, n in enumerate(names)}
+        ctx.check_deadline()
+        counts = {"members_scored": len(m_idx), "calibration_scored": len(cal_pos), "heldout_scored": len(held_pos),
+                  "reference_models": ref_count}
+        accuracy = {f"{'heldout' if s == 'held_out' else s}_accuracy": float((logits[s].argmax(1) == y[s]).mean()) for s in SETS}
+        metrics = {k: float(v) for k, v in (counts | accuracy).items()}
+        for n, ev in evaluations.items():
+            metrics |= ev.metrics(f"{n}_")
+        metrics |= evaluations[primary].metrics("")
+        notes += self._support_notes(evaluations[primary], primary)
+        figures = [roc_figure({n: (scores["members"][n], scores["held_out"][n]) for n in names}, primary, len(held_pos))]
+        if cfg.exposed_members:
+            figures.append(self._exposed(data, m_idx, scores, y, primary, cfg.exposed_members))
+        notes.insert(0, f"Primary score: {primary} (declared before the run: "
+                        f"{'configured' if cfg.primary != 'auto' else 'rmia with reference models, scaled_logit without'}); "
+                        "picking the best score after the fact would bias the result upwards.")
+        return AttackOutput(metrics=metrics, tables=[self._table(evaluations, primary, len(m_idx), len(cal_pos), len(held_pos), level)],
+                            figures=figures, notes=notes, score=False)
+
+    def _rmia(self, model: Classifier, data: AuditData, images: dict, labels: dict, scores: dict, ctx: RunContext,  # noqa: PLR0913
+              cfg: MembershipConfig) -> tuple[list[str], int]:
+        """Adds ``scores[set]["rmia"]``; population = the calibration non-members. Returns notes and the reference-model count."""
+        log_p = {s: scores[s]["loss"] for s in SETS}  # log p_y under the target
+        log_out, notes, count = dict(log_p), [], 0
+        if cfg.reference_models:
+            from auditor_membership.reference import reference_log_probs, resolve_factory, train_reference_models
+
+            nets, in_mask = train_reference_models(model, resolve_factory(cfg.reference_factory), images["calibration"],
+                                                   labels["calibration"], cfg.reference_models, epochs=cfg.reference_epochs,
+                                                   lr=cfg.reference_lr, batch_size=cfg.reference_batch_size,
+                                                   budget_s=cfg.reference_time_budget_s, ctx=ctx)
+            count = len(nets)
+            if count:
+                for s in SETS:
+                    lp = reference_log_probs(nets, images[s], labels[s], cfg.batch_size)
+                    log_out[s] = rmia.log_mean_probability(lp, ~in_mask if s == "calibration" else None)
+                notes.append(f"RMIA: {count} reference models trained on halves of the calibration non-members "
+                             f"(Pr(x) = ((1+a)·Pr_OUT(x) + 1 - a)/2, a = {cfg.rmia_a:g}, γ = {cfg.rmia_gamma:g}).")
+            else:
+                notes.append(f"RMIA: no reference model finished within {cfg.reference_time_budget_s:g} s; population RMIA without them.")
+        if not count:
+            notes.append("RMIA without reference models: Pr(x) is approximated from the target's own p_y "
+                         f"(Pr(x) = ((1+a)·p_y + 1 - a)/2, a = {cfg.rmia_a:g}), so RMIA ranks like the loss attack; "
+                         "see docs/membership.md.")
+        ratio = {s: rmia.log_ratio(log_p[s], log_out[s], cfg.rmia_a) for s in SETS}
+        for s in SETS:
+            own = np.arange(len(ratio[s])) if s == "calibration" else None
+            scores[s]["rmia"] = rmia.rmia_scores(ratio[s], ratio["calibration"], cfg.rmia_gamma, own)
+        return notes, count
+
+    @staticmethod
+    def _support_notes(ev: ScoreEvaluation, primary: str) -> list[str]:
+        out = []
+        for alpha, point in ev.points.items():
+            if point.thresholds.reason:
+                out.append(f"{primary} at {alpha:.1%} FPR: {point.thresholds.reason}.")
+        return out
+
+    @staticmethod
+    def _exposed(data: AuditData, m_idx: np.ndarray, scores: dict, y: dict, primary: str, count: int):  # noqa: ANN205
+        p = class_pvalues(scores["calibration"][primary], y["calibration"], scores["members"][primary], y["members"])
+        order = np.lexsort((-scores["members"][primary], p))[:count]
+        names = [data.class_names[int(c)] if int(c) < len(data.class_names) else str(int(c)) for c in y["members"][order]]
+        return exposed_members_figure(data.members.images[torch.from_numpy(m_idx[order])], names, p[order], primary)
+
+    @staticmethod
+    def _table(evaluations: dict[str, ScoreEvaluation], primary: str, n_m: int, n_c: int, n_h: int, level: float) -> Table:
+        columns = ["score", "AUC", "best balanced accuracy"]
+        for alpha in FPRS:
+            columns += [f"TPR @ {alpha:.1%} FPR", f"held-out FPR @ {alpha:.1%}", f"thresholds @ {alpha:.1%}"]
+        rows = []
+        for n, ev in evaluations.items():
+            row = [n + (" (primary)" if n == primary else ""), _cell(ev.auc), _cell(ev.balanced_accuracy)]
+            for alpha in FPRS:
+                pt = ev.points[alpha]
+                row += [_cell(pt.tpr, 4, pct=True), _cell(pt.fpr, 4, pct=True), pt.thresholds.mode.replace("_", " ")]
+            rows.append(row)
+        return Table(title="Membership inference: members vs held-out non-members", columns=columns, rows=rows,
+                     caption=f"{n_m} members, {n_h} held-out non-members; thresholds and RMIA's population from {n_c} calibration "
+                             f"non-members. Brackets: {level:.0%} intervals (AUC, balanced accuracy: percentile bootstrap; TPR, FPR: "
+                             "exact Clopper-Pearson). Balanced accuracy is at the best threshold on the evaluation data (optimistic). "
+                             "Chance: AUC 0.5, TPR equal to the FPR.")
+
+    def assess(self, result: AttackResult) -> list[Finding]:
+        """One finding from the primary score, by the rules in :mod:`auditor_membership.severity`."""
+        cfg: MembershipConfig = self.config  # type: ignore[assignment]
+        if "auc" not in result.metrics or "auc_ci_low" not in result.metrics:
+            return []
+        primary = resolve_primary(cfg, int(result.metrics.get("reference_models", 0)))
+        rules = SeverityRules(fpr=cfg.severity_fpr, high_ratio=cfg.high_ratio, medium_ratio=cfg.medium_ratio,
+                              auc_high=cfg.auc_high, auc_medium=cfg.auc_medium)
+        return [finding(self.name, primary, result.metrics, rules, cfg.confidence_level)]

@@ -1,0 +1,55 @@
+"""Options of the ``membership`` attack (``[attacks.membership]``, ``--set membership.KEY=VALUE``, ``audit schema membership``)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from auditor import AttackConfig
+
+Primary = Literal["auto", "loss", "confidence", "modified_entropy", "scaled_logit", "rmia"]
+
+
+class MembershipConfig(AttackConfig):
+    """Sizes, the pre-declared primary score, RMIA's constants, the severity rules and the optional reference models."""
+
+    max_members: int = Field(5000, ge=10, description="Members scored at most (a seeded random subset; smoke: 200).")
+    max_reference: int = Field(10000, ge=20, description="Reference (non-member) images used at most (smoke: 400).")
+    calibration_fraction: float = Field(0.5, gt=0.0, lt=1.0, description=(
+        "Share of each class of the reference set that sets thresholds and serves as RMIA's population; the rest is "
+        "held out to measure FPR and AUC."))
+    per_class_thresholds: bool = Field(True, description="Thresholds per class (falls back to one global threshold when a class is too small).")
+    primary: Primary = Field("auto", description=(
+        "Score behind the findings, declared before looking at results. auto: rmia with reference models, "
+        "scaled_logit (LiRA's statistic) without them."))
+    rmia_gamma: float = Field(1.0, ge=1.0, description="RMIA's γ: x dominates z when LR(x, z) > γ.")
+    rmia_a: float = Field(0.3, ge=0.0, lt=1.0, description="RMIA's offline constant a in Pr(x) = ((1+a)·Pr_OUT(x) + 1 - a)/2.")
+    bootstrap_rounds: int = Field(500, ge=0, description="Bootstrap resamples for the AUC and balanced-accuracy intervals (smoke: 50).")
+    confidence_level: float = Field(0.95, gt=0.5, lt=1.0, description="Two-sided level of every confidence interval.")
+    batch_size: int = Field(256, ge=1, description="Images per query.")
+    exposed_members: int = Field(20, ge=0, description="How many of the most exposed members the (private) figure shows.")
+    severity_fpr: Literal[0.01, 0.001] = Field(0.01, description="FPR at which the severity rules read the TPR.")
+    high_ratio: float = Field(10.0, gt=1.0, description="High when the TPR's lower confidence bound exceeds this many times the FPR.")
+    medium_ratio: float = Field(3.0, gt=1.0, description="Medium when the TPR's lower confidence bound exceeds this many times the FPR.")
+    auc_high: float = Field(0.80, gt=0.5, le=1.0, description="High when the AUC's lower confidence bound reaches this.")
+    auc_medium: float = Field(0.65, gt=0.5, le=1.0, description="Medium when the AUC's lower confidence bound reaches this.")
+    reference_models: int = Field(0, ge=0, description=(
+        "Reference models to train on the calibration non-members (0: none). Even: each pair is trained on "
+        "complementary halves so every population sample has OUT models. Needs reference_factory."))
+    reference_factory: str | None = Field(None, description=(
+        "module:function returning an untrained torch.nn.Module for (image_shape, num_classes); it receives the "
+        "target model's preprocessing in front. Runs your code: use only code you trust."))
+    reference_epochs: int = Field(10, ge=1, description="Epochs of Adam per reference model.")
+    reference_lr: float = Field(1e-3, gt=0, description="Learning rate of the reference models.")
+    reference_batch_size: int = Field(64, ge=2, description="Batch size of the reference models.")
+    reference_time_budget_s: float = Field(600.0, gt=0, description="Wall-clock budget for training all reference models.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MembershipConfig:
+        if self.high_ratio < self.medium_ratio or self.auc_high < self.auc_medium:
+            raise ValueError(f"high thresholds must be at least the medium ones (ratio {self.medium_ratio}/{self.high_ratio}, "
+                             f"auc {self.auc_medium}/{self.auc_high})")
+        if self.reference_models and (self.reference_models % 2 or not self.reference_factory):
+            raise ValueError(f"reference_models must be even and come with a reference_factory, got {self.reference_models} "
+                             f"and {self.reference_factory!r}")
+        return self

@@ -1,0 +1,91 @@
+"""Optional reference models for offline RMIA: trained by the plugin on the calibration non-members.
+
+Off by default (``reference_models = 0``). When the user names a factory (``module:function`` called as
+``function(image_shape, num_classes)`` and returning an untrained ``torch.nn.Module``), the plugin trains
+``reference_models`` copies, in pairs on complementary random halves of the calibration set, with the
+target model's own preprocessing in front. None of them sees a member or a held-out non-member, so every
+evaluated example is OUT for every reference model; each calibration (population) example is OUT for half
+of them. Training stops at ``reference_time_budget_s`` or the attack's deadline, whichever comes first.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from auditor import RunContext
+from auditor.errors import UsageError
+from auditor.model import Classifier
+from auditor.zoo import train
+
+log = logging.getLogger(__name__)
+
+
+def tinycnn(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """A ready recipe (``reference_factory = "auditor_membership.reference:tinycnn"``): the zoo's two-block CNN."""
+    from auditor.zoo import build
+
+    return build("tinycnn", image_shape, num_classes)
+
+
+def resolve_factory(target: str) -> Callable[..., nn.Module]:
+    """``module:function`` -> the function (importing the module runs the user's code)."""
+    module_name, sep, function = target.rpartition(":")
+    if not sep or not module_name or not function.isidentifier():
+        raise UsageError(f"reference_factory must be module:function, got {target!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"reference_factory module {module_name!r} could not be imported: {exc}") from exc
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise UsageError(f"reference_factory {target!r}: {module_name} has no callable {function!r}")
+    return fn
+
+
+def train_reference_models(target: Classifier, factory: Callable[..., nn.Module], images: torch.Tensor, labels: torch.Tensor,
+                           count: int, *, epochs: int, lr: float, batch_size: int, budget_s: float, ctx: RunContext
+                           ) -> tuple[list[nn.Module], np.ndarray]:
+    """Trained models (complete pairs only; fewer than ``count`` when the budget ran out) and ``in_mask``
+    [len(images), len(models)]: True where model k trained on image i. Each model's training stops early
+    (after a whole epoch) when the budget is spent."""
+    rng = np.random.default_rng(ctx.seed + 4242)
+    in_mask = np.zeros((len(images), count), dtype=bool)
+    nets: list[nn.Module] = []
+    deadline = time.monotonic() + budget_s
+    for pair in range(count // 2):
+        if time.monotonic() >= deadline:
+            log.warning("reference models: the budget of %g s ran out after %d of %d models", budget_s, len(nets), count)
+            break
+        half = rng.permutation(len(images))[: len(images) // 2]
+        first = np.zeros(len(images), dtype=bool)
+        first[half] = True
+        for k, chosen in ((2 * pair, first), (2 * pair + 1, ~first)):
+            ctx.check_deadline()
+            net = factory(tuple(images.shape[1:]), target.num_classes)
+            if not isinstance(net, nn.Module):
+                raise UsageError(f"reference_factory returned {type(net).__name__}, expected a torch.nn.Module")
+            wrapped = nn.Sequential(target.preprocess, net)
+            idx = torch.from_numpy(np.flatnonzero(chosen))
+            train(wrapped, images[idx], labels[idx], mean=(0.0,), std=(1.0,), epochs=epochs, lr=lr, batch_size=batch_size,
+                  seed=ctx.seed + k, time_budget_s=max(deadline - time.monotonic(), 0.0))
+            nets.append(wrapped.eval())
+            in_mask[:, k] = chosen
+            log.info("reference model %d/%d trained on %d images", k + 1, count, len(idx))
+    return nets, in_mask[:, :len(nets)]
+
+
+@torch.no_grad()
+def reference_log_probs(nets: list[nn.Module], images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> np.ndarray:
+    """``log p_y`` of every image under every reference model, [len(images), len(nets)], float64."""
+    out = np.empty((len(images), len(nets)))
+    for k, net in enumerate(nets):
+        parts = [torch.log_softmax(net(images[i:i + batch_size]).double(), 1) for i in range(0, len(images), batch_size)]
+        logp = torch.cat(parts) if parts else torch.empty(0, 1, dtype=torch.float64)
+        out[:, k] = logp.gather(1, labels[:, None]).squeeze(1).numpy()
+    return out
