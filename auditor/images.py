@@ -56,3 +56,13 @@ def pairs_grid(top: torch.Tensor, bottom: torch.Tensor | None, ncol: int = 10) -
             row = torch.cat([row, torch.ones((ncol - len(row), *row.shape[1:]))])
         padded.append(row)
     return make_grid(torch.cat(padded), ncol=ncol, scale=scale)
+
+
+def placeholder_like(images: torch.Tensor) -> torch.Tensor:
+    """Grey tiles crossed by two dark diagonals, shaped like ``images``: a withheld picture."""
+    n, c, h, w = images.shape
+    tile = torch.full((c, h, w), 0.75)
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    cross = ((ys - xs).abs() < 1.5 / max(h, w)) | ((ys + xs - 1).abs() < 1.5 / max(h, w))
+    tile[:, cross] = 0.35
+    return tile.expand(n, c, h, w).clone()

@@ -37,12 +37,51 @@ def _environment() -> Environment:
     return env
 
 
+def _preflight_sentence(report: AuditReport) -> str:
+    preflight = getattr(report, "preflight", None)
+    if preflight is None:
+        return "No preflight was recorded: this report does not say whether the model classifies the auditor's data."
+    sentence = getattr(preflight, "sentence", None)
+    if callable(sentence):
+        return str(sentence())
+    passed = getattr(preflight, "passed", None)
+    return ("The model classifies the auditor's data (preflight passed)." if passed
+            else "The model does not classify the auditor's data (preflight failed): leakage scores mean little.")
+
+
+def first_screen(report: AuditReport) -> list[str]:
+    """One sentence each: did the model classify the data, what did the attacks recover, against the null, the verdict."""
+    scored = [r for r in report.results if r.scores is not None and r.scores.samples]
+    calibrated = [r for r in scored if r.scores.calibrated and r.scores.distinct_members_recovered is not None]
+    lines = [_preflight_sentence(report)]
+    if not scored:
+        lines.append("No attack produced reconstructions to compare with the training images.")
+    elif not calibrated:
+        lines.append(f"{len(scored)} attack(s) produced reconstructions, but without non-member images the tool cannot say "
+                     "whether any is a copy of a training image.")
+    else:
+        per = ", ".join(f"{r.attack} {r.scores.distinct_members_recovered}" for r in calibrated)
+        total = sum(r.scores.distinct_members_recovered for r in calibrated)
+        lines.append(f"The attacks recovered {total} distinct training image(s) as likely copies ({per}), from "
+                     f"{sum(len(r.scores.samples) for r in calibrated)} reconstructions.")
+        parts = []
+        for r in calibrated:
+            s = r.scores
+            parts.append(f"{r.attack}: {s.likely_copies} likely copies where {s.copy_expected_by_null or 0.0:.1f} are expected "
+                         f"by chance (p = {s.copy_p_value:.2g})" if s.copy_p_value is not None else f"{r.attack}: no test")
+        rate = max((r.scores.null_copy_rate or 0.0) for r in calibrated)
+        lines.append(f"Held-out real non-members scored the same way are likely copies at up to {rate:.1%}; against that "
+                     f"null, {'; '.join(parts)}.")
+    lines.append(f"Verdict: {report.verdict}." if report.verdict else "No verdict was recorded.")
+    return lines
+
+
 def render_html(report: AuditReport) -> str:
     env = _environment()
     css = env.loader.get_source(env, "style.css")[0]  # type: ignore[union-attr]
     counts = {s.value: sum(1 for f in report.findings if f.severity == s) for s in reversed(list(Severity))}
     return env.get_template("report.html").render(report=report, css=css, findings=report.findings, severity_counts=counts,
-                                                  show_private=report.member_images)
+                                                  show_private=report.member_images, first_screen=first_screen(report))
 
 
 def atomic_write(path: Path, text: str) -> None:
