@@ -12,7 +12,12 @@ _SARIF_LEVEL = {Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW
 
 
 def write_junit(report: AuditReport, path: Path) -> None:
-    suite = ET.Element("testsuite", name="auditor", tests="0", failures="0", errors="0", skipped="0")
+    atomic_write(path, ET.tostring(junit_suite(report), encoding="unicode", xml_declaration=True))
+
+
+def junit_suite(report: AuditReport, name: str = "auditor") -> ET.Element:
+    """One ``<testsuite>``: a test case per attack and per finding (``audit batch`` puts one per model in ``<testsuites>``)."""
+    suite = ET.Element("testsuite", name=name, tests="0", failures="0", errors="0", skipped="0")
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     gate = report.fail_on
     for result in report.results:
@@ -32,11 +37,18 @@ def write_junit(report: AuditReport, path: Path) -> None:
                 counts["failures"] += 1
     for key, value in counts.items():
         suite.set(key, str(value))
-    atomic_write(path, ET.tostring(suite, encoding="unicode", xml_declaration=True))
+    return suite
 
 
 def write_sarif(report: AuditReport, path: Path) -> None:
-    rules, results = {}, []
+    rules, results = sarif_findings(report)
+    atomic_write(path, json.dumps(sarif_document(report.tool_version, rules, results), indent=2))
+
+
+def sarif_findings(report: AuditReport) -> tuple[dict[str, dict], list[dict]]:
+    """SARIF rules (by id) and results for one report's findings."""
+    rules: dict[str, dict] = {}
+    results: list[dict] = []
     for finding in report.findings:
         rule_id = f"{finding.attack}/{finding.title}"
         rules.setdefault(rule_id, {"id": rule_id, "shortDescription": {"text": finding.title}})
@@ -44,7 +56,10 @@ def write_sarif(report: AuditReport, path: Path) -> None:
                         "message": {"text": f"{finding.title}. {finding.detail}"},
                         "locations": [{"physicalLocation": {"artifactLocation": {"uri": report.model.path or report.model.source}}}],
                         "properties": {"severity": finding.severity.value, "metric": finding.metric, "value": finding.value}})
-    sarif = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
-             "runs": [{"tool": {"driver": {"name": "auditor", "version": report.tool_version, "rules": list(rules.values())}},
-                       "results": results}]}
-    atomic_write(path, json.dumps(sarif, indent=2))
+    return rules, results
+
+
+def sarif_document(tool_version: str, rules: dict[str, dict], results: list[dict]) -> dict:
+    return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+            "runs": [{"tool": {"driver": {"name": "auditor", "version": tool_version, "rules": list(rules.values())}},
+                      "results": results}]}
