@@ -220,10 +220,10 @@ def _check_page(browser: Chromium, page: Path, shot: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def audited(tiny_onnx_path, audit_data, tmp_path_factory) -> Path:
-    """A real audit of the tiny ONNX model: inversion (smoke) and the example membership plugin, member images shown."""
+    """A real audit of the tiny ONNX model: inversion (smoke) and the example loss-threshold membership plugin, member images shown."""
     sys.path.insert(0, str(ROOT / "examples" / "example_plugin" / "src"))
     try:
-        import auditor_membership
+        import auditor_loss_threshold
     finally:
         sys.path.remove(str(ROOT / "examples" / "example_plugin" / "src"))
     from auditor.config import build_config
@@ -235,11 +235,11 @@ def audited(tiny_onnx_path, audit_data, tmp_path_factory) -> Path:
     np.savez(out / "members.npz", x=audit_data.members.images.numpy(), y=audit_data.members.labels.numpy())
     np.savez(out / "reference.npz", x=audit_data.reference.images.numpy(), y=audit_data.reference.labels.numpy())
     pm = get_plugin_manager(autoload=False)
-    pm.register(auditor_membership, name="membership")
+    pm.register(auditor_loss_threshold, name="loss_threshold")
     pm.register(__import__("auditor_inversion"), name="inversion")
     config = build_config({"model": {"source": str(tiny_onnx_path)},
                            "data": {"members": str(out / "members.npz"), "reference": str(out / "reference.npz"), "class_names": ["left", "middle", "right"]},
-                           "run": {"plugins": ["inversion", "membership"], "smoke": True, "show_progress": False},
+                           "run": {"plugins": ["inversion", "loss_threshold"], "smoke": True, "show_progress": False},
                            "report": {"out": str(out / "report"), "fail_on": "high"}})
     report = run_audit(config, pm)
     write_report(report, out / "report")

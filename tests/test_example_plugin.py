@@ -1,4 +1,4 @@
-"""The third-party plugin kit, end to end: examples/example_plugin (distribution auditor-membership).
+"""The third-party plugin kit, end to end: examples/example_plugin (distribution auditor-loss-threshold).
 
 In process, the plugin is imported from its source folder and driven with the ``auditor.testing``
 fixtures a plugin author uses. Then it is really installed into this interpreter (pip, no network,
@@ -22,7 +22,7 @@ from auditor.results import AttackResult, Severity
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "example_plugin"
-DIST = "auditor-membership"
+DIST = "auditor-loss-threshold"
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,11 @@ def membership():
     """The plugin package imported from its source tree (as an author's editable checkout would be)."""
     sys.path.insert(0, str(PLUGIN / "src"))
     try:
-        import auditor_membership
-        import auditor_membership.roc
+        import auditor_loss_threshold
+        import auditor_loss_threshold.roc
     finally:
         sys.path.remove(str(PLUGIN / "src"))
-    return auditor_membership
+    return auditor_loss_threshold
 
 
 def test_roc_matches_scikit_learn(membership):
@@ -83,7 +83,7 @@ def _assess(membership, **metrics):
     mx = base | metrics
     mx["loss_auc"] = mx["auc"]
     attack = membership.MembershipInference()
-    return attack.assess(AttackResult(attack="membership", status="completed", metrics=mx))
+    return attack.assess(AttackResult(attack="loss_threshold", status="completed", metrics=mx))
 
 
 @pytest.mark.parametrize(("auc", "z", "tpr", "n_ref", "expected", "metric"), [
@@ -97,7 +97,7 @@ def _assess(membership, **metrics):
 ])
 def test_documented_thresholds(membership, auc, z, tpr, n_ref, expected, metric):
     (finding,) = _assess(membership, auc=auc, auc_z=z, tpr_at_1pct_fpr=tpr, reference_scored=float(n_ref))
-    assert finding.severity is expected and finding.metric == metric and finding.attack == "membership"
+    assert finding.severity is expected and finding.metric == metric and finding.attack == "loss_threshold"
 
 
 def test_config_is_validated(membership):
@@ -110,9 +110,9 @@ def test_config_is_validated(membership):
 
 
 def test_with_the_auditor_testing_fixtures(membership, plugin_manager, run_attack):
-    plugin_manager.register(membership, name="membership")
-    assert collect_attacks(plugin_manager)["membership"].requires == {"query"}
-    result = run_attack(membership, "membership", signal="loss")
+    plugin_manager.register(membership, name="loss_threshold")
+    assert collect_attacks(plugin_manager)["loss_threshold"].requires == {"query"}
+    result = run_attack(membership, "loss_threshold", signal="loss")
     assert result.status == "completed", result.reason
     assert result.scores is None                     # score=False: the core's reconstruction scoring did not run
     assert 0.0 <= result.metrics["auc"] <= 1.0 and result.metrics["reference_scored"] == 36
@@ -164,14 +164,14 @@ def test_installed_plugin_is_listed_and_runs(tiny_onnx_path, audit_data, tmp_pat
     assert installed.returncode == 0, installed.stdout + installed.stderr
     try:
         seen, log = _audit_plugins_then_run("-q", "run", str(tiny_onnx_path), "--members", "members.npz", "--reference", "reference.npz",
-                                            "--plugins", "membership", "--out", "report", "--fail-on", "high", "--no-member-images",
+                                            "--plugins", "loss_threshold", "--out", "report", "--fail-on", "high", "--no-member-images",
                                             cwd=tmp_path)
         assert seen["plugins_exit"] == 0 and seen["run_exit"] == 0, log
-        info = next(p for p in json.loads(seen["plugins"]) if p["name"] == "membership")
-        assert (info["distribution"], info["version"], info["requires"]) == (DIST, "0.1.0", {"membership": ["query"]})
+        info = next(p for p in json.loads(seen["plugins"]) if p["name"] == "loss_threshold")
+        assert (info["distribution"], info["version"], info["requires"]) == (DIST, "0.1.0", {"loss_threshold": ["query"]})
         report = json.loads((tmp_path / "report" / "report.json").read_text())
         (result,) = report["results"]
-        assert (result["attack"], result["plugin"], result["status"]) == ("membership", "membership", "completed")
+        assert (result["attack"], result["plugin"], result["status"]) == ("loss_threshold", "loss_threshold", "completed")
         assert {"auc", "tpr_at_1pct_fpr", "loss_auc", "confidence_auc"} <= set(result["metrics"])
         assert any(p["distribution"] == DIST for p in report["plugins"])
         assert "Membership inference ROC" in (tmp_path / "report" / "report.html").read_text()

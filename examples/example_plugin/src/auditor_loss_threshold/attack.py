@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from auditor import Attack, AttackConfig, AttackOutput, AttackResult, Capability, Finding, RunContext, Severity
 from auditor.errors import CapabilityError
 from auditor.results import Figure, Table
-from auditor_membership.roc import Roc, roc_curve, roc_figure_png
+from auditor_loss_threshold.roc import Roc, roc_curve, roc_figure_png
 
 if TYPE_CHECKING:
     from auditor.data import AuditData, LabeledImages
@@ -21,7 +21,7 @@ SMOKE_MAX_PER_SET = 300
 
 
 class MembershipConfig(AttackConfig):
-    """Options of the ``membership`` attack (``[attacks.membership]``, ``--set membership.KEY=VALUE``)."""
+    """Options of the ``loss_threshold`` attack (``[attacks.loss_threshold]``, ``--set loss_threshold.KEY=VALUE``)."""
 
     signal: Literal["best", "loss", "confidence"] = Field(
         "best", description="Score the findings use: loss (needs labels), confidence (max softmax, label-free) or the best of both.")
@@ -110,7 +110,7 @@ class MembershipInference(Attack):
     exposed when almost no non-member is falsely accused; chance is 1%).
     """
 
-    name = "membership"
+    name = "loss_threshold"
     summary = "Membership inference by loss or confidence threshold, calibrated on members vs non-members (ROC AUC, TPR at 1% FPR)."
     requires = frozenset({Capability.QUERY})
     Config = MembershipConfig

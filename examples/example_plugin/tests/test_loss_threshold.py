@@ -4,16 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import auditor_membership
+import auditor_loss_threshold
 from auditor.plugins import collect_attacks
-from auditor_membership.roc import roc_curve
+from auditor_loss_threshold.roc import roc_curve
 
 pytest_plugins = ["auditor.testing"]
 
 
 def test_registers_through_the_hook(plugin_manager):
-    plugin_manager.register(auditor_membership, name="membership")
-    assert "membership" in collect_attacks(plugin_manager)
+    plugin_manager.register(auditor_loss_threshold, name="loss_threshold")
+    assert "loss_threshold" in collect_attacks(plugin_manager)
 
 
 def test_roc_matches_scikit_learn():
@@ -29,7 +29,7 @@ def test_roc_matches_scikit_learn():
 
 
 def test_runs_in_smoke_mode(run_attack):
-    result = run_attack(auditor_membership, "membership")
+    result = run_attack(auditor_loss_threshold, "loss_threshold")
     assert result.status == "completed", result.reason
     assert 0.0 <= result.metrics["auc"] <= 1.0 and result.scores is None
     assert result.findings and result.figures[0].png_base64

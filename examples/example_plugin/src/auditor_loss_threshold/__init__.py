@@ -1,7 +1,7 @@
-"""auditor-membership: membership inference by loss or confidence threshold, as a third-party auditor plugin.
+"""auditor-loss-threshold: membership inference by loss or confidence threshold, as a third-party auditor plugin.
 
 Install it beside auditor (``pip install ./examples/example_plugin``) and it appears in ``audit plugins``
-as the ``membership`` attack; run it with ``audit run MODEL --members M --reference R --plugins membership``.
+as the ``loss_threshold`` attack; run it with ``audit run MODEL --members M --reference R --plugins loss_threshold``.
 
 What it measures: for the same number of members (training images) and non-members per class, the
 model's cross-entropy loss on the true label and its top-class confidence. Members usually get a
@@ -13,7 +13,7 @@ both sets, the attack is scored exactly:
 * TPR at 1% FPR: the share of members exposed by the threshold that falsely flags only 1% of the
   non-members (calibrated on them; chance is 1%). Reported for 10% FPR too.
 
-Findings (thresholds in ``[attacks.membership]``; ``audit schema membership`` lists them):
+Findings (thresholds in ``[attacks.loss_threshold]``; ``audit schema loss_threshold`` lists them):
 
 * info when the AUC is within ``z_min`` (3) standard errors of 0.5 (Hanley-McNeil variance);
 * high at AUC ≥ ``auc_high`` (0.75) or TPR@1%FPR ≥ ``tpr_high`` (0.10);
@@ -27,7 +27,7 @@ core's reconstruction scoring is off (``AttackOutput(score=False)``).
 from __future__ import annotations
 
 from auditor import hookimpl
-from auditor_membership.attack import MembershipConfig, MembershipInference
+from auditor_loss_threshold.attack import MembershipConfig, MembershipInference
 
 __version__ = "0.1.0"
 __all__ = ["MembershipConfig", "MembershipInference", "auditor_register_attacks"]
