@@ -23,6 +23,7 @@ BENCHES = [  # (script, title, extra args for default mode)
     ("bench_bnn_sat.py", "3. bnn_sat: formula size and time per query", ["--limit", "4"]),  # 4 s per query keeps the total under 90 min
     ("bench_e2e.py", "4. End to end: audit run per plugin, ONNX vs torch", []),
     ("bench_inversion.py", "Inversion: hit rates, diversity and the cosine/orthogonality ablation", []),
+    ("bench_membership.py", "6. Membership inference: the `membership` plugin vs auditml's threshold attack", []),
 ]
 
 
@@ -114,6 +115,11 @@ def main() -> None:
                     f"* {g.stem.removeprefix('compare-')}: ![{g.stem}](img/{g.name})" for g in grids) + "\n"
         if script == "bench_e2e.py" and (results / "e2e.json").exists():
             plot = plot_e2e(results / "e2e.json")
+        if script == "bench_membership.py" and (results / "membership.json").exists():
+            sys.path.insert(0, str(HERE))
+            from bench_membership import render  # the generated section, from the JSON
+
+            body += "\n" + render(json.loads((results / "membership.json").read_text()), heading=False)
         if plot:
             body += f"\n![{title}]({plot})\n"
         sections.append(body)

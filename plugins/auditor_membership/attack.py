@@ -44,6 +44,20 @@ def _subset(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
 
 
+def evaluation_split(n_members: int, reference_labels: np.ndarray, max_members: int, max_reference: int, fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded choice of the members scored and of the reference images, and the per-class calibration/held-out split.
+
+    Returns member indices, reference indices, and positions (into the reference indices) of the calibration
+    and held-out parts. Public so that a benchmark can hand a peer tool exactly the same evaluation sets.
+    """
+    rng = np.random.default_rng(seed * 1000003 + 18)
+    m_idx = _subset(n_members, max_members, rng)
+    r_idx = _subset(len(reference_labels), max_reference, rng)
+    cal_pos, held_pos = split_reference(reference_labels[r_idx], fraction, rng)
+    return m_idx, r_idx, cal_pos, held_pos
+
+
 def _cell(est, digits: int = 3, pct: bool = False) -> str:  # noqa: ANN001
     if est is None:
         return "not supported"
@@ -66,10 +80,8 @@ class MembershipInference(Attack):
         if data.reference is None or len(data.reference) < 4:
             raise CapabilityError("membership inference needs non-member reference data (--reference): part of it sets the "
                                   "thresholds and the rest measures the false-positive rate")
-        rng = np.random.default_rng(ctx.seed * 1000003 + 18)
-        m_idx = _subset(len(data.members), limits["max_members"], rng)
-        r_idx = _subset(len(data.reference), limits["max_reference"], rng)
-        cal_pos, held_pos = split_reference(data.reference.labels[r_idx].numpy(), cfg.calibration_fraction, rng)
+        m_idx, r_idx, cal_pos, held_pos = evaluation_split(len(data.members), data.reference.labels.numpy(), limits["max_members"],
+                                                           limits["max_reference"], cfg.calibration_fraction, ctx.seed)
         images = {"members": data.members.images[m_idx], "calibration": data.reference.images[r_idx[cal_pos]],
                   "held_out": data.reference.images[r_idx[held_pos]]}
         labels = {"members": data.members.labels[m_idx], "calibration": data.reference.labels[r_idx[cal_pos]],
