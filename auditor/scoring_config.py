@@ -44,7 +44,7 @@ class ScoringConfig(BaseModel):
         description="Share of each class's reference images that sets the threshold; the rest is the held-out null "
         "scored as if it were reconstructions.",
     )
-    replicates: int = Field(1000, ge=0, description="Delete-half subsamples for the gap's interval (0: no interval).")
+    replicates: int = Field(300, ge=0, description="Delete-half subsamples for the gap's interval (0: no interval).")
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence level of the gap's interval.")
     lpips_pool: int = Field(256, ge=1, description="Members per class searched for the LPIPS nearest (the most similar).")
     baseline_per_class: int | None = Field(

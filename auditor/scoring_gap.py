@@ -24,15 +24,22 @@ from scipy.special import gammaln
 
 
 def expected_max(s: np.ndarray, k: int) -> np.ndarray:
-    """Expected row maximum of ``s`` [R, M] over a uniformly random ``k``-subset of its columns."""
+    """Expected row maximum of ``s`` [R, M] over a uniformly random ``k``-subset of its columns.
+
+    The weight of the ``j``-th largest value is ``C(M-j, k-1) / C(M, k)``; ranks whose weights sum to
+    less than 1e-9 are skipped, so only the top values are sorted.
+    """
     m = s.shape[1]
     if k >= m:
         return s.max(axis=1).astype(np.float64)
     j = np.arange(1, m - k + 2)  # rank of the subset's maximum, 1 = largest
     log_w = gammaln(m - j + 1) - gammaln(k) - gammaln(m - j - k + 2)
     log_w -= gammaln(m + 1) - gammaln(k + 1) - gammaln(m - k + 1)
-    top = -np.sort(-s, axis=1)[:, : m - k + 1]
-    return top.astype(np.float64) @ np.exp(log_w)
+    w = np.exp(log_w)
+    keep = min(len(w), int(np.searchsorted(np.cumsum(w), 1.0 - 1e-9)) + 1)
+    top = -np.partition(-s, keep - 1, axis=1)[:, :keep] if keep < m else s
+    top = np.sort(top, axis=1)[:, ::-1][:, :keep]
+    return top.astype(np.float64) @ w[:keep]
 
 
 def equal_pool_gap(to_members: np.ndarray, to_reference: np.ndarray) -> np.ndarray:
@@ -87,12 +94,10 @@ def subsample_interval(classes: list[GapClass], estimate: float, replicates: int
     for b in range(replicates):
         total = 0.0
         for w, c in zip(weights, classes):
-            m, p = c.recon_members.shape[1], c.recon_reference.shape[1]
-            k = min(math.ceil(m / 2), math.ceil(p / 2))
-            cols_m, cols_p = rng.choice(m, k, replace=False), rng.choice(p, k, replace=False)
+            cols_m, cols_p = _half(c.recon_members.shape[1], rng), _half(c.recon_reference.shape[1], rng)
             r, h = _half(c.recon_members.shape[0], rng), _half(c.null_members.shape[0], rng)
-            d_rec = c.recon_members[np.ix_(r, cols_m)].max(1) - c.recon_reference[np.ix_(r, cols_p)].max(1)
-            d_null = c.null_members[np.ix_(h, cols_m)].max(1) - c.null_reference[np.ix_(h, cols_p)].max(1)
+            d_rec = equal_pool_gap(c.recon_members[np.ix_(r, cols_m)], c.recon_reference[np.ix_(r, cols_p)])
+            d_null = equal_pool_gap(c.null_members[np.ix_(h, cols_m)], c.null_reference[np.ix_(h, cols_p)])
             total += w * (float(d_rec.mean()) - float(d_null.mean()))
         stats[b] = total
     tail = (1.0 - confidence) / 2.0

@@ -270,3 +270,77 @@ def test_bad_inputs_raise_expected_and_got() -> None:
 def test_config_forbids_unknown_fields() -> None:
     with pytest.raises(ValueError):
         ScoringConfig(percentle=95.0)  # type: ignore[call-arg]
+
+
+# --------------------------------------------------------------------------- affine-fit comparison
+
+
+def _fitted_skimage(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Reference: fit a·x + b to y by least squares (numpy), a >= 0, then scikit-image SSIM of the fitted image."""
+    xf, yf = x.double().numpy().ravel(), y.double().numpy().ravel()
+    (a, b), *_ = np.linalg.lstsq(np.stack([xf, np.ones_like(xf)], 1), yf, rcond=None)
+    if a < 0:
+        a, b = 0.0, yf.mean()
+    return sk_ssim(torch.from_numpy(a * x.double().numpy() + b), y)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_affine_ssim_matches_skimage_on_fitted_images(channels: int) -> None:
+    from auditor.scoring import affine_ssim, affine_ssim_matrix
+
+    gen = torch.Generator().manual_seed(20 + channels)
+    x = smooth(4, channels, 16, 19, gen)
+    y = torch.cat([x[:1] * 0.4 + 0.5, smooth(2, channels, 16, 19, gen), 1.0 - x[3:4], x[1:2]])  # rescaled, unrelated, inverted, same
+    expected = np.array([[_fitted_skimage(x[i], y[j]) for j in range(len(y))] for i in range(len(x))])
+    np.testing.assert_allclose(affine_ssim_matrix(x, y, chunk=3).numpy(), expected, atol=1e-4)
+    np.testing.assert_allclose(affine_ssim(x, y[:4]).numpy(), np.diag(expected[:, :4]), atol=1e-4)
+    assert expected[0, 0] == pytest.approx(1.0, abs=1e-6) and sk_ssim(x[0], y[0]) < 0.9  # the fit undoes the contrast change
+
+
+def test_affine_comparison_finds_a_contrast_changed_copy() -> None:
+    data = make_data(members=30, reference=120)
+    recon = data.members.images[[3, 40]] * 0.5 + 0.3
+    cfg = ScoringConfig(replicates=0, alpha=0.05)
+    plain = score_reconstructions(recon, torch.tensor([0, 1]), data, config=cfg.model_copy(update={"comparison": "ssim"}))
+    fitted = score_reconstructions(recon, torch.tensor([0, 1]), data, config=cfg)
+    assert fitted.comparison == "affine" and "affine intensity fit" in fitted.calibration_note
+    assert [s.nearest_member for s in fitted.samples] == [3, 40] and fitted.distinct_members_recovered == 2
+    assert all(s.nearest_member_ssim == pytest.approx(1.0, abs=1e-4) for s in fitted.samples)
+    assert max(s.nearest_member_ssim for s in plain.samples) < 0.95
+
+
+# --------------------------------------------------------------------------- real MNIST digits as the null
+
+
+def _mnist_null(datasets, comparison: str, seed: int = 0):  # noqa: ANN001, ANN202
+    from auditor.data import balanced_subset, load_images
+
+    root = datasets / "mnist"
+    if not root.exists():
+        pytest.skip(f"MNIST not found under {datasets}")
+    train, test = load_images(f"{root}:train"), load_images(f"{root}:test")
+    members = train.subset(balanced_subset(train.labels.numpy(), 100, seed))
+    order = np.random.default_rng(seed).permutation(len(test))
+    fresh = np.concatenate([order[test.labels.numpy()[order] == c][:50] for c in range(10)])
+    rest = np.setdiff1d(np.arange(len(test)), fresh)
+    reference = test.subset(rest[balanced_subset(test.labels.numpy()[rest], 3000, seed)])
+    data = AuditData(members, reference, 10, tuple(str(i) for i in range(10)))
+    recon = test.subset(fresh)
+    return score_reconstructions(recon.images, recon.labels, data, config=ScoringConfig(comparison=comparison, replicates=100),
+                                 seed=seed)
+
+
+@pytest.mark.parametrize("comparison", ["affine", "ssim"])
+def test_held_out_mnist_digits_give_no_finding_above_info(datasets, comparison: str) -> None:  # noqa: ANN001
+    """500 real test digits, none a member, scored as reconstructions against 100 training digits."""
+    from scipy.stats import binom
+
+    from auditor.results import AttackResult
+    from auditor.severity import reconstruction_findings
+
+    scores = _mnist_null(datasets, comparison)
+    assert scores.copy_rule_calibrated and scores.comparison == comparison
+    assert scores.likely_copies <= binom.ppf(0.999, 500, 0.01)  # real non-members stay within the stated rate
+    assert scores.null_copy_rate <= binom.ppf(0.999, scores.null_count, 0.01) / scores.null_count
+    findings = reconstruction_findings("null", AttackResult(attack="null", status="completed", scores=scores))
+    assert max(f.severity.rank for f in findings) == 0, [f.detail for f in findings]
