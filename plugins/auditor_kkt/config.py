@@ -1,0 +1,43 @@
+"""Options of the ``kkt`` attack (``audit schema kkt``)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from auditor.attack import AttackConfig
+
+
+class KktConfig(AttackConfig):
+    candidates_per_class: int | None = Field(
+        None, ge=1, le=500, description="Candidates per class (None: the smaller of 2x the members per class and 50).")
+    steps: int = Field(50_000, ge=1, description="Optimisation step cap (all restarts together).")
+    seconds: float = Field(120.0, gt=0, description="Optimisation time budget (all restarts and the auto probe together).")
+    form: Literal["margin", "loss", "auto"] = Field(
+        "margin", description="Stationarity form: multiclass margin (homogeneous nets, no weight decay), cross-entropy loss "
+        "(weight decay), or auto: probe both and keep the lower normalised residual.")
+    weight_decay: float | None = Field(
+        None, gt=0, description="Loss form: the target's weight decay; the coefficients start at 1/(members x weight_decay).")
+    auto_probe: float = Field(0.1, gt=0, lt=0.5, description="auto: share of the time budget each form is probed for.")
+    lambda_per_class: bool = Field(
+        True, description="Margin form: one coefficient per (candidate, wrong class) instead of one for the strongest wrong class.")
+    lambda_min: float = Field(0.4, ge=0, description="Lower bound on each candidate's coefficient (penalty 5*relu(lambda_min - lambda)^2).")
+    alpha: float = Field(20.0, gt=0, description="ReLU surrogate: forward ReLU, derivative sigmoid(alpha*z).")
+    layer_normalised: bool = Field(
+        True, description="Divide each layer's residual by its squared weight norm (else the plain sum over layers).")
+    optimizer: Literal["sgd", "adam"] = Field("adam", description="Optimiser of the candidates x (lambda always uses SGD with momentum).")
+    lr_x: float = Field(0.01, gt=0, description="Learning rate of the candidates (SGD with momentum 0.9, or Adam).")
+    lr_lambda: float = Field(0.03, gt=0, description="Learning rate of the coefficients (SGD with momentum 0.9).")
+    schedule: Literal["constant", "cosine"] = Field("cosine", description="Learning-rate schedule over the time budget.")
+    final_lr: float = Field(0.02, gt=0, le=1, description="cosine: final learning rate as a share of the initial one.")
+    init_scale: float = Field(0.002, gt=0, description="Candidates start at N(0, 1) * init_scale in the network's input space.")
+    restarts: int = Field(1, ge=1, le=20, description="Independent runs (new seed, labels rotated); the converged candidates of all are kept.")
+    float64: Literal["off", "final", "all"] = Field(
+        "final", description="Float64 arithmetic: never, in the last final_phase share of each run, or throughout.")
+    final_phase: float = Field(0.2, gt=0, lt=1, description="Share of each run spent in float64 when float64='final'.")
+    min_share: float = Field(
+        0.25, description="A candidate counts as converged when it explains at least min_share/m of the weights "
+        "(its share of <theta, sum> relative to the average candidate) and the model gives it its label; a negative value keeps every candidate.")
+    output: Literal["exact", "stretch"] = Field(
+        "stretch", description="Map back to pixels exactly (clamped to [0, 1]) or stretch each reconstruction's range to [0, 1].")
+    max_output: int | None = Field(None, ge=1, description="Hand at most this many converged candidates to scoring (best first).")

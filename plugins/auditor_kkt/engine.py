@@ -1,0 +1,135 @@
+"""Optimising candidates and coefficients against the stationarity residual, with time budgets and restarts."""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from auditor_kkt.config import KktConfig
+from auditor_kkt.stationarity import Form, prior, residual, weighted_gradient
+
+
+@dataclass
+class Target:
+    """The network (surrogate ReLUs) in float32 and float64, with its parameters requiring grad, and the input box."""
+
+    nets: dict[torch.dtype, nn.Module]
+    lo: torch.Tensor
+    hi: torch.Tensor
+    num_classes: int
+
+    @classmethod
+    def build(cls, net: nn.Module, lo: torch.Tensor, hi: torch.Tensor, num_classes: int, device: torch.device) -> Target:
+        import copy
+
+        nets = {}
+        for dtype in (torch.float32, torch.float64):
+            twin = copy.deepcopy(net).to(device=device, dtype=dtype).eval()
+            for p in twin.parameters():
+                p.requires_grad_(True)
+            nets[dtype] = twin
+        return cls(nets, lo.to(device), hi.to(device), num_classes)
+
+    def params(self, dtype: torch.dtype) -> list[torch.Tensor]:
+        return [p for p in self.nets[dtype].parameters() if p.requires_grad]
+
+
+@dataclass
+class Candidates:
+    """One run's state: candidates x (float64 master copy), coefficients, optimisers and history."""
+
+    form: Form
+    x: torch.Tensor
+    coef: torch.Tensor          # lambda (margin) or log-lambda offsets (loss)
+    y: torch.Tensor
+    lam_scale: float
+    opt_x: torch.optim.Optimizer
+    opt_l: torch.optim.Optimizer
+    steps: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    last_residual: float = math.inf
+
+    def lam(self) -> torch.Tensor:
+        return self.lam_scale * self.coef.exp() if self.form == "loss" else self.coef
+
+
+def new_candidates(form: Form, y: torch.Tensor, shape: tuple[int, ...], num_classes: int, cfg: KktConfig, seed: int,
+                   lam_scale: float, device: torch.device) -> Candidates:
+    g = torch.Generator().manual_seed(seed)
+    m = len(y)
+    x = (torch.randn((m, *shape), generator=g, dtype=torch.float64) * cfg.init_scale).to(device).requires_grad_(True)
+    if form == "loss":
+        coef = torch.zeros(m, dtype=torch.float64)
+    elif cfg.lambda_per_class:
+        coef = torch.rand((m, num_classes), generator=g, dtype=torch.float64) / max(1, num_classes - 1)
+    else:
+        coef = torch.rand(m, generator=g, dtype=torch.float64)
+    coef = coef.to(device).requires_grad_(True)
+    opt_x = (torch.optim.Adam([x], lr=cfg.lr_x) if cfg.optimizer == "adam" else torch.optim.SGD([x], lr=cfg.lr_x, momentum=0.9))
+    opt_l = torch.optim.SGD([coef], lr=cfg.lr_lambda, momentum=0.9)
+    return Candidates(form, x, coef, y.to(device), lam_scale, opt_x, opt_l)
+
+
+def step(c: Candidates, target: Target, cfg: KktConfig, dtype: torch.dtype, lr_factor: float, record: bool) -> float:
+    """One optimisation step; returns the normalised residual (share of the weights unexplained)."""
+    for opt, base in ((c.opt_x, cfg.lr_x), (c.opt_l, cfg.lr_lambda)):
+        for group in opt.param_groups:
+            group["lr"] = base * lr_factor
+    net, params = target.nets[dtype], target.params(dtype)
+    xs, lam = c.x.to(dtype), c.lam().to(dtype)
+    res = residual(params, weighted_gradient(net, params, xs, c.y, lam, c.form))
+    loss = res.loss(cfg.layer_normalised) + prior(xs, target.lo.to(dtype), target.hi.to(dtype), lam, cfg.lambda_min, c.form, c.y)
+    c.opt_x.zero_grad(set_to_none=True)
+    c.opt_l.zero_grad(set_to_none=True)
+    loss.backward()
+    c.opt_x.step()
+    c.opt_l.step()
+    c.steps += 1
+    c.last_residual = res.normalised
+    if record:
+        c.history.append({"step": float(c.steps), "loss": float(loss), "residual": c.last_residual,
+                          **{f"layer{i}": float(v.detach() / n) for i, (v, n) in enumerate(zip(res.per_layer, res.norms))}})
+    return c.last_residual
+
+
+def optimise(c: Candidates, target: Target, cfg: KktConfig, seconds: float, steps: int,
+             check: Callable[[], None], lr_from: float = 0.0, lr_to: float = 1.0) -> None:
+    """Run for ``seconds`` or ``steps``; the schedule covers the fraction [lr_from, lr_to] of the run's whole schedule."""
+    start, n = time.monotonic(), 0
+    while n < steps:
+        frac = max((time.monotonic() - start) / seconds, n / steps)
+        if frac >= 1:
+            break
+        check()
+        pos = lr_from + (lr_to - lr_from) * frac
+        factor = 1.0 if cfg.schedule == "constant" else cfg.final_lr + (1 - cfg.final_lr) * 0.5 * (1 + math.cos(math.pi * pos))
+        float64 = cfg.float64 == "all" or (cfg.float64 == "final" and pos >= 1 - cfg.final_phase)
+        step(c, target, cfg, torch.float64 if float64 else torch.float32, factor, record=c.steps % 50 == 0)
+        n += 1
+
+
+def explained_shares(target: Target, x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, form: Form,
+                     plain: nn.Module) -> torch.Tensor:
+    """Per candidate: sum_l <theta_l, G_il> / ||theta_l||^2 / L, with G_il its own term of the weighted gradient.
+
+    Computed as a forward-mode derivative of each candidate's output along theta_l / ||theta_l||^2 (one jvp),
+    on the plain network (true ReLUs). The shares of all candidates add up to the explained part of the weights.
+    """
+    from torch.func import functional_call, jvp
+
+    from auditor_kkt.stationarity import combined_outputs
+
+    names = [n for n, p in plain.named_parameters()]
+    params = {n: p.detach() for n, p in plain.named_parameters()}
+    tangents = {n: p / p.pow(2).sum().clamp_min(1e-30) for n, p in params.items()}
+
+    def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        return combined_outputs(functional_call(plain, p, (x,)), y, lam, form) / len(x)
+
+    with torch.no_grad():
+        _, d = jvp(f, (params,), (tangents,))
+    return d / len(names)
