@@ -85,7 +85,7 @@ def main() -> None:
                 else:
                     images, labels, extra = run_plugin(method, model, seconds, args.seed, data)
                 elapsed = time.monotonic() - start
-                s = score_reconstructions(images, labels, data, config=ScoringConfig(bootstrap=500), seed=args.seed)
+                s = score_reconstructions(images, labels, data, config=ScoringConfig(replicates=500), seed=args.seed)
                 hit = float((model.logits(images).argmax(1) == labels).float().mean())
                 row = {"train_size": size, "budget_s": seconds, "method": method, "seconds": round(elapsed, 1),
                        "matched_ssim": s.matched_ssim_mean, "best_ssim": s.best_ssim_mean, "gap": s.gap,

@@ -90,7 +90,7 @@ def run_variant(job: tuple[str, dict, argparse.Namespace]) -> dict:
     seconds = time.monotonic() - start
     model.to("cpu")
     images, labels = out.reconstructions.cpu(), out.labels.cpu()
-    scores = score_reconstructions(images, labels, data, config=ScoringConfig(bootstrap=500), seed=args.seed)
+    scores = score_reconstructions(images, labels, data, config=ScoringConfig(replicates=500), seed=args.seed)
     stats = class_statistics(model, images, labels, 10)
     order = torch.argsort(labels, stable=True)
     grid = make_grid(images[order], ncol=args.per_class, scale=2)

@@ -139,12 +139,12 @@ def test_score_reconstructions_reports_lpips(scorer: LpipsScorer, tmp_path: Path
     data = AuditData(members, reference, 2, ("a", "b"))
     recon = torch.cat([members.images[[0, 25]], torch.rand(2, 1, 16, 16)])
     labels = torch.tensor([0, 1, 0, 1])
-    scores = score_reconstructions(recon, labels, data, config=ScoringConfig(bootstrap=50, lpips_pool=8), lpips=scorer)
+    scores = score_reconstructions(recon, labels, data, config=ScoringConfig(replicates=50, lpips_pool=8), lpips=scorer)
     assert scores.samples[0].nearest_member_lpips == pytest.approx(0.0, abs=1e-5)
     assert scores.samples[2].nearest_member_lpips > 1e-3
     assert scores.lpips_best_mean is not None
     assert "up to 8 members per class" in scores.lpips_note and "32 px" in scores.lpips_note
     unavailable = LpipsScorer.from_cache("squeeze", cache=tmp_path)
-    plain = score_reconstructions(recon, labels, data, config=ScoringConfig(bootstrap=50), lpips=unavailable)
+    plain = score_reconstructions(recon, labels, data, config=ScoringConfig(replicates=50), lpips=unavailable)
     assert plain.lpips_best_mean is None and plain.lpips_note.startswith("LPIPS not computed: ")
     assert SQUEEZE in plain.lpips_note
