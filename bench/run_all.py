@@ -23,6 +23,7 @@ BENCHES = [  # (script, title, extra args for default mode)
     ("bench_bnn_sat.py", "3. bnn_sat: formula size and time per query", ["--limit", "4"]),  # 4 s per query keeps the total under 90 min
     ("bench_e2e.py", "4. End to end: audit run per plugin, ONNX vs torch", []),
     ("bench_inversion.py", "Inversion: hit rates, diversity and the cosine/orthogonality ablation", []),
+    ("bench_kkt.py", "kkt: training images reconstructed from the weights", ["--rows", "mnist-mlp-100,control-mnist-mlp-2000", "--budget", "1200", "--no-docs"]),
     ("bench_membership.py", "6. Membership inference: the `membership` plugin vs auditml's threshold attack", []),
 ]
 
