@@ -186,11 +186,19 @@ def _prepare(item: BatchItem, out: Path, force: bool) -> BatchEntry | None:
     return None
 
 
+def _fault_for(spec: str | None, item: BatchItem) -> str | None:
+    """``AUDITOR_BATCH_INJECT_FAULT=NAME[:once]`` (see auditor/batch_worker.py): the fault this model's worker injects."""
+    if not spec:
+        return None
+    name, _, mode = spec.partition(":")
+    return ("once" if mode == "once" else "always") if name in (item.name, Path(item.source).name) else None
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from auditor.batch_engine import Cell, run_cells
     from auditor.batch_manifest import expand, parse_manifest
     from auditor.batch_outputs import BatchEntry, BatchSummary, most_severe, write_outputs
-    from auditor.batch_worker import FAULT_ENV, PARTIAL_PREFIX, AuditCell, audit_cell, plugin_fingerprint
+    from auditor.batch_worker import FAULT_ENV, PARTIAL_PREFIX, AuditCell, audit_cell, fault_marker, plugin_fingerprint
     from auditor.plugins import get_plugin_manager
 
     start = time.monotonic()
@@ -215,7 +223,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 continue
             cell = AuditCell(name=item.name, config=config, out_dir=str(out), folder=item.folder, plugins=plugins,
                              disabled_plugins=args.disable_plugin, threads=threads,
-                             fault=bool(fault) and fault in (item.name, Path(item.source).name))
+                             fault=_fault_for(fault, item))
+            fault_marker(out, item.folder).unlink(missing_ok=True)
             gpus = settings.gpus_per_task if config["run"].get("device") == "cuda" else 0.0
             cells.append(Cell(key=item.folder, fn=audit_cell, payload=cell.model_dump(), num_cpus=settings.cpus_per_task, num_gpus=gpus))
         try:

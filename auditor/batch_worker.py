@@ -7,7 +7,9 @@ written into a hidden temporary folder beside it, which is then renamed into pla
 
 Fault injection (tests and drills only): when the driver's environment has
 ``AUDITOR_BATCH_INJECT_FAULT=NAME`` (a model's file or label name), the worker auditing that model kills
-its own process with SIGKILL half-way through writing its report, as a crash or an OOM kill would.
+its own process with SIGKILL half-way through writing its report, as a crash or an OOM kill would, on
+every attempt. ``NAME:once`` kills only the first attempt (a marker file ``OUT/.fault-FOLDER`` records it),
+so Ray's retry then completes the audit.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ class AuditCell(BaseModel):
     plugins: list[dict[str, Any]]      # the driver's plugin fingerprint (part of the key)
     disabled_plugins: list[str] = Field(default_factory=list)
     threads: int = 1
-    fault: bool = False
+    fault: Literal["always", "once"] | None = None
 
 
 class CellSummary(BaseModel):
@@ -71,6 +73,19 @@ def _kill_self() -> None:
     """SIGKILL this process (fault injection); the caller never returns."""
     os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(60)  # pragma: no cover - the signal is delivered first
+
+
+def fault_marker(out_dir: Path, folder: str) -> Path:
+    return out_dir / f".fault-{folder}"
+
+
+def _should_fault(cell: AuditCell) -> bool:
+    if cell.fault == "once":
+        marker = fault_marker(Path(cell.out_dir), cell.folder)
+        if marker.exists():
+            return False
+        marker.write_text(f"killed pid {os.getpid()}\n", encoding="utf-8")
+    return cell.fault is not None
 
 
 def publish(report, out_dir: Path, folder: str, *, fault: bool = False) -> Path:  # noqa: ANN001
@@ -137,7 +152,7 @@ def audit_cell(payload: dict[str, Any]) -> dict[str, Any]:
             raise AuditorError(f"this worker's plugins differ from the driver's (driver {cell.plugins}, worker {mine}); "
                                "install the same versions on every node")
         report = run_audit(config, pm)
-        publish(report, Path(cell.out_dir), cell.folder, fault=cell.fault)
+        publish(report, Path(cell.out_dir), cell.folder, fault=_should_fault(cell))
         summary = CellSummary(**base, status="completed", exit_code=report.exit_code, verdict=report.verdict,
                               duration_s=round(time.monotonic() - start, 3))
     except AuditorError as exc:

@@ -122,6 +122,7 @@ def test_sequential_batch_matches_the_parallel_one(workdir, parallel):
     par, seq = _entries(out), _entries(workdir / "sequential")
     assert json.loads((workdir / "sequential" / "batch.json").read_text())["engine"]["in_process"] is True
     for name in GOOD:
+        assert par[name]["status"] == seq[name]["status"] == "completed", (par[name], seq[name])
         assert par[name]["folder"] == seq[name]["folder"]
         a = json.loads((out / par[name]["folder"] / "report.json").read_text())
         b = json.loads((workdir / "sequential" / seq[name]["folder"] / "report.json").read_text())
@@ -165,16 +166,23 @@ def test_rerun_skips_complete_reports_and_force_reaudits(workdir, parallel):
 
 
 def test_killed_worker_is_recorded_and_leaves_no_partial_report(workdir, local_ray, monkeypatch):  # noqa: ANN001
-    monkeypatch.setenv(FAULT_ENV, "m1.onnx")
-    code = _batch(workdir, "killed", "--workers", "2", "--retries", "1")
+    monkeypatch.setenv(FAULT_ENV, "m1.onnx")  # SIGKILL half-way through writing the report, every attempt
+    code = _batch(workdir, "killed", "--workers", "2", "--retries", "0")
     out = workdir / "killed"
     entries = _entries(out)
     assert entries["m1.onnx"]["status"] == "failed" and entries["m1.onnx"]["exit_code"] == 3
-    assert "worker process died" in entries["m1.onnx"]["reason"] and "2 attempt(s)" in entries["m1.onnx"]["reason"]
+    assert "worker process died" in entries["m1.onnx"]["reason"] and "1 attempt(s)" in entries["m1.onnx"]["reason"]
     assert entries["m0.onnx"]["status"] == entries["m2.onnx"]["status"] == "completed"
     assert not (out / entries["m1.onnx"]["folder"]).exists()
     assert not list(out.glob(f"{PARTIAL_PREFIX}*"))
     assert code == 2  # the broken file still ranks first
-    monkeypatch.delenv(FAULT_ENV)
-    assert _batch(workdir, "killed", "--workers", "2") == 2
-    assert _entries(out)["m1.onnx"]["status"] == "completed"
+
+
+def test_killed_worker_is_retried_once(workdir, local_ray, monkeypatch):  # noqa: ANN001
+    monkeypatch.setenv(FAULT_ENV, "m1.onnx:once")
+    assert _batch(workdir, "retried", "--workers", "2", "--retries", "1") == 2
+    out = workdir / "retried"
+    entries = _entries(out)
+    assert (out / f".fault-{entries['m1.onnx']['folder']}").read_text().startswith("killed pid")  # the first attempt died
+    assert entries["m1.onnx"]["status"] == "completed" and (out / entries["m1.onnx"]["folder"] / "report.html").is_file()
+    assert not list(out.glob(f"{PARTIAL_PREFIX}*"))
