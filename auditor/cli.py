@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import signal
 import sys
 import threading
@@ -55,7 +56,13 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-range", type=_floats, help="lo,hi pixel range the model expects (e.g. 0,255)")
     p.add_argument("--mean", type=_floats)
     p.add_argument("--std", type=_floats)
-    p.add_argument("--outputs", choices=["auto", "logits", "probabilities"])
+    p.add_argument("--outputs", choices=["auto", "logits", "probabilities", "log-probabilities"])
+    p.add_argument("--output-name", help="the graph output that holds the class scores, when an ONNX file has several")
+    p.add_argument("--preflight-floor", type=float, help="lowest member accuracy for a meaningful audit (default max(0.3, chance+0.2))")
+    p.add_argument("--accept-low-accuracy", action="store_true",
+                   help="run the attacks although the model does not classify the members (the report says the audit is not meaningful)")
+    p.add_argument("--accept-class-permutation", action="store_true",
+                   help="use the class order the preflight found when it fits the data much better")
     p.add_argument("--trust-model", action="store_true", help="allow full-module pickles (runs code from the file)")
     p.add_argument("--out", type=Path, help="report folder (default audit-report)")
     p.add_argument("--fail-on", choices=["info", "low", "medium", "high", "never"], help="gate level (default high)")
@@ -85,7 +92,7 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         model["source"] = args.target
     for key, value in (("weights", args.weights), ("num_classes", args.num_classes), ("input_shape", args.input_shape),
                        ("layout", args.layout), ("input_range", args.input_range), ("mean", args.mean), ("std", args.std),
-                       ("outputs", args.outputs)):
+                       ("outputs", args.outputs), ("output_name", args.output_name)):
         if value is not None:
             model[key] = value
     if args.trust_model:
@@ -121,6 +128,13 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, key) is not None:
             report[key] = str(getattr(args, key))
     raw["report"] = report
+    preflight = dict(raw.get("preflight", {}))
+    for key, value in (("floor", args.preflight_floor), ("accept_low_accuracy", args.accept_low_accuracy or None),
+                       ("accept_class_permutation", args.accept_class_permutation or None)):
+        if value is not None:
+            preflight[key] = value
+    if preflight:
+        raw["preflight"] = preflight
     attacks = dict(raw.get("attacks", {}))
     for name, values in parse_set(args.set).items():
         attacks[name] = {**attacks.get(name, {}), **values}
@@ -139,8 +153,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = run_audit(config, pm, dry_run=args.dry_run)
     if args.dry_run:
         log.info("%s", report.verdict)
-        sys.stdout.write(f"{report.verdict}\n")
+        sys.stdout.write((_preflight_lines(report.preflight) if report.preflight else "") + f"{report.verdict}\n")
         return 0
+    if getattr(args, "argv", None) is not None:
+        report.command = shlex.join(["audit", *args.argv])  # as typed: re-runs unchanged from the same folder
     html = write_report(report, config.report.out)
     from auditor.ci_outputs import write_junit, write_sarif
 
@@ -148,12 +164,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_junit(report, config.report.junit)
     if config.report.sarif:
         write_sarif(report, config.report.sarif)
-    sys.stdout.write(_summary(report) + f"\nreport: {html}\n")
+    sys.stdout.write(_summary(report) + f"\nreport: {html}\n" + (f"reproduce: {report.command}\n" if report.command else ""))
     return report.exit_code
 
 
+def _preflight_lines(preflight) -> str:  # noqa: ANN001 - results.Preflight
+    lines = [f"preflight: {preflight.sentence()}", f"  {'candidate':<44} {'member accuracy':>15} {'cross-entropy':>13}"]
+    lines += [f"  {c.name:<44} {c.member_accuracy:>15.1%} {c.member_cross_entropy:>13.3f}" for c in preflight.candidates]
+    lines += [f"  note: {n}" for n in preflight.notes]
+    lines += [f"chosen: {preflight.chosen}", f"member accuracy: {preflight.member_accuracy:.4f}"]
+    return "\n".join(lines) + "\n"
+
+
 def _summary(report) -> str:  # noqa: ANN001
-    lines = [f"{r.attack:<12} {r.status:<10} {r.duration_s:7.1f}s  " + (
+    lines = [f"preflight: {report.preflight.sentence()}"] if report.preflight else []
+    lines += [f"{r.attack:<12} {r.status:<10} {r.duration_s:7.1f}s  " + (
         f"matched SSIM {r.scores.matched_ssim_mean:.3f}  gap {r.scores.gap if r.scores.gap is not None else float('nan'):+.3f}  "
         f"likely copies {r.scores.likely_copy_share if r.scores.likely_copy_share is not None else float('nan'):.1%}"
         if r.scores and r.scores.matched_ssim_mean is not None else (r.reason or "").splitlines()[0] if r.reason else "")
@@ -263,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="smaller budgets (about a minute)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+    from auditor.batch_cli import add_batch_parser  # audit batch: parser and handler live in auditor/batch_cli.py
+
+    add_batch_parser(sub)
     study = sub.add_parser("study", help="run a study (trains several models, writes a comparison report)")
     study.add_argument("name", help="study name (see `audit plugins`)")
     study.add_argument("args", nargs=argparse.REMAINDER, help="the study's own arguments (NAME --help lists them)")
@@ -296,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose > 1 else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx", "torch._dynamo", "torch.export"):

@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.errors import DataError
+from auditor.known_data import KNOWN, load_known
 
 log = logging.getLogger(__name__)
 
@@ -303,8 +304,11 @@ def load_images(source: str, *, limit: int | None = None, subset_seed: int = 0) 
         names = tuple(str(i) for i in range(10))
     elif base == "torchvision":
         x, y, names = _load_torchvision(split)
+    elif base in KNOWN and not path.exists():
+        x, y, names = load_known(base, split or "train")  # type: ignore[assignment]
     elif not path.exists():
-        raise DataError(f"data source {source!r} not found: expected an IDX folder[:train|test], a .npz file, an image folder, or 'digits'")
+        raise DataError(f"data source {source!r} not found: expected an IDX folder[:train|test], a .npz file, an image folder, "
+                        f"'digits', or one of {', '.join(KNOWN)} (with :train or :test)")
     elif path.is_dir() and any((path / f"{stem}{gz}").is_file() for stems in _IDX_FILES.values() for stem in stems for gz in ("", ".gz")):
         x, y = _load_idx_dir(path, split or "train")
     elif path.is_dir():
@@ -321,12 +325,25 @@ def load_images(source: str, *, limit: int | None = None, subset_seed: int = 0) 
     return LabeledImages(images, labels, source, names)
 
 
-def load_audit_data(config: DataConfig, *, num_classes: int, input_shape: tuple[int, int, int]) -> AuditData:
-    """Load members and reference data and check them against the model's classes and input shape."""
+def load_data_sets(config: DataConfig) -> tuple[LabeledImages, LabeledImages | None]:
+    """Members and reference images as read, before they are checked against a model."""
     members = load_images(config.members, limit=config.members_limit, subset_seed=config.subset_seed)
     reference = None
     if config.reference:
         reference = load_images(config.reference, limit=config.reference_limit, subset_seed=config.subset_seed + 1)
+    return members, reference
+
+
+def class_count(config: DataConfig, members: LabeledImages, reference: LabeledImages | None) -> int:
+    """How many classes the data speak of: the class names given, else the largest label + 1."""
+    if config.class_names:
+        return len(config.class_names)
+    return 1 + max(int(s.labels.max()) for s in (members, reference) if s is not None and len(s))
+
+
+def assemble_audit_data(config: DataConfig, members: LabeledImages, reference: LabeledImages | None, *, num_classes: int,
+                        input_shape: tuple[int, int, int] | None) -> AuditData:
+    """Check the sets against the model (``input_shape=None`` skips the shape check) and name the classes."""
     for role, images in (("members", members), ("reference", reference)):
         if images is None:
             continue
@@ -337,10 +354,16 @@ def load_audit_data(config: DataConfig, *, num_classes: int, input_shape: tuple[
     return AuditData(members=members, reference=reference, num_classes=num_classes, class_names=names)
 
 
-def check_against_model(images: LabeledImages, *, num_classes: int, input_shape: tuple[int, int, int], role: str) -> None:
+def load_audit_data(config: DataConfig, *, num_classes: int, input_shape: tuple[int, int, int]) -> AuditData:
+    """Load members and reference data and check them against the model's classes and input shape."""
+    members, reference = load_data_sets(config)
+    return assemble_audit_data(config, members, reference, num_classes=num_classes, input_shape=input_shape)
+
+
+def check_against_model(images: LabeledImages, *, num_classes: int, input_shape: tuple[int, int, int] | None, role: str) -> None:
     if len(images) == 0:
         raise DataError(f"{role} ({images.source}) is empty")
-    if images.image_shape != tuple(input_shape):
+    if input_shape is not None and images.image_shape != tuple(input_shape):
         raise DataError(
             f"{role} ({images.source}) images are {list(images.image_shape)} (C,H,W); the model expects {list(input_shape)}"
         )

@@ -18,7 +18,7 @@ from torch import nn
 
 from auditor.errors import ModelLoadError
 from auditor.hookspecs import hookimpl
-from auditor.model import Classifier, ModelSpec, Preprocess, TorchClassifier, looks_like_probabilities
+from auditor.model import Classifier, ModelSpec, Preprocess, TorchClassifier, output_kind
 from auditor.results import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -66,46 +66,9 @@ def split_source(source: str) -> tuple[str, str]:
 
 
 def load_onnx(path: Path, spec: ModelSpec) -> Classifier:
-    import onnx
-    import onnxruntime as ort
+    from auditor.onnx_loader import load_onnx as load
 
-    from auditor.onnx_model import OnnxClassifier, all_tensors, check_external_data, parameter_count
-
-    provenance = file_provenance(path)
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise ModelLoadError(f"{path} is not a valid ONNX protobuf: {type(exc).__name__}: {exc}") from exc
-    if not proto.graph.node:
-        raise ModelLoadError(f"{path}: the ONNX graph has no nodes (corrupt or not an ONNX model)")
-    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    custom = sorted({o.domain for o in proto.opset_import if o.domain not in ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")})
-    info = ModelInfo(source=spec.source, format="onnx", opset=opset, producer=f"{proto.producer_name} {proto.producer_version}".strip(),
-                     metadata={p.key: p.value for p in proto.metadata_props}, parameter_count=parameter_count(proto),
-                     **provenance)  # type: ignore[arg-type]
-    if custom:
-        raise ModelLoadError(f"{path} uses operators from custom domains {custom}, which onnxruntime cannot run here")
-    initializer_names = {i.name for i in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in initializer_names]
-    if len(inputs) != 1:
-        raise ModelLoadError(f"expected exactly one graph input (the image batch), got {len(inputs)}: {[i.name for i in inputs]}")
-    if len(proto.graph.output) != 1:
-        raise ModelLoadError(f"expected exactly one graph output (the class scores), got {len(proto.graph.output)}: {[o.name for o in proto.graph.output]}")
-    check_external_data(path, proto)
-    try:
-        onnx.load_external_data_for_model(proto, str(path.resolve().parent))
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read external data of {path}: {exc}") from exc
-    left = sorted({t.name for t in all_tensors(proto) if t.data_location == 1})
-    if left:  # onnx does not load these (sparse tensors); onnxruntime would resolve them against the working directory
-        raise ModelLoadError(f"{path}: external data of tensors {left[:10]} is not supported (sparse tensors); refused")
-    try:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise ModelLoadError(f"onnxruntime cannot load {path}: {type(exc).__name__}: {str(exc)[:500]}") from exc
-    return OnnxClassifier(proto, session, spec, info)
+    return load(path, spec)
 
 
 # --------------------------------------------------------------------------- torch
@@ -167,10 +130,9 @@ def _wrap_torch(net: nn.Module, spec: ModelSpec, info: ModelInfo) -> TorchClassi
     num_classes = spec.num_classes or int(out.shape[1])
     if out.shape[1] != num_classes:
         raise ModelLoadError(f"{spec.source}: the model outputs {out.shape[1]} scores but {num_classes} classes were declared")
-    probabilities = spec.outputs == "probabilities" or (spec.outputs == "auto" and looks_like_probabilities(out))
-    info = info.model_copy(update={"layout": spec.layout if spec.layout != "auto" else "NCHW", "input_range": list(spec.input_range),
-                                   "mean": list(spec.mean) if spec.mean else None, "std": list(spec.std) if spec.std else None,
-                                   "outputs_probabilities": probabilities})
+    kind = output_kind(spec.outputs, out)
+    probabilities = kind == "probabilities"
+    info = info.model_copy(update={**preprocess.describe(), "outputs_probabilities": probabilities, "outputs_kind": kind})
     return TorchClassifier(net, info, num_classes=num_classes, input_shape=tuple(spec.input_shape),  # type: ignore[arg-type]
                            preprocess=preprocess, probabilities=probabilities)
 

@@ -32,10 +32,16 @@ class ModelSpec(BaseModel):
     num_classes: int | None = Field(None, ge=2, description="Number of classes; read from the model where possible.")
     input_shape: tuple[int, int, int] | None = Field(None, description="C,H,W of one input image; read from the model where possible.")
     layout: Literal["auto", "NCHW", "NHWC"] = "auto"
-    input_range: tuple[float, float] = Field((0.0, 1.0), description="Pixel range the model expects before mean/std.")
+    input_range: tuple[float, float] | None = Field(
+        None, description="Pixel range the model expects before mean/std; unset lets the preflight choose (default [0, 1]).")
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
-    outputs: Literal["auto", "logits", "probabilities"] = "auto"
+    outputs: Literal["auto", "logits", "probabilities", "log-probabilities"] = "auto"
+    output_name: str | None = Field(None, description="Graph output holding the class scores, when an ONNX graph has several.")
+    expected_classes: int | None = Field(None, ge=2, description="Class count of the auditor's data (set by the runner); picks the "
+                                                                  "class-score output among several.")
+    data_image_shape: tuple[int, int, int] | None = Field(None, description="C,H,W of the auditor's images (set by the runner); "
+                                                                            "fills dims the graph leaves open.")
     trust_model: bool = Field(False, description="Allow full-module pickles (runs arbitrary code from the file).")
     parity_tolerance: float = Field(1e-4, gt=0, description="Max |onnxruntime - converted| as a fraction of the largest logit.")
 
@@ -47,33 +53,85 @@ class ModelSpec(BaseModel):
         return value
 
 
-class Preprocess(nn.Module):
-    """Pixels in [0, 1] (NCHW) -> what the network expects: range, mean/std, then layout."""
+    @property
+    def preprocessing_given(self) -> bool:
+        """True when the user fixed the pixel transform (range, mean or std); the preflight then only checks it."""
+        return self.input_range is not None or self.mean is not None or self.std is not None
 
-    def __init__(self, input_range: tuple[float, float], mean: tuple[float, ...] | None,
-                 std: tuple[float, ...] | None, channels_last: bool) -> None:
+
+DEFAULT_RANGE = (0.0, 1.0)
+
+
+class Preprocess(nn.Module):
+    """Pixels in [0, 1] (NCHW) -> what the network expects: range, mean/std, layout, then the graph's own shape.
+
+    ``target`` is the per-example shape of a graph input that is not an image tensor: ``(H, W)``,
+    ``(D,)`` or ``(D, 1)``; flattening follows the layout (NCHW flattens C,H,W; NHWC flattens H,W,C).
+    """
+
+    def __init__(self, input_range: tuple[float, float] | None, mean: tuple[float, ...] | None,
+                 std: tuple[float, ...] | None, channels_last: bool, target: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        lo, hi = input_range
-        self.lo, self.scale, self.channels_last = float(lo), float(hi - lo), channels_last
+        lo, hi = input_range or DEFAULT_RANGE
+        self.input_range = (float(lo), float(hi))
+        self.lo, self.scale, self.channels_last, self.target = float(lo), float(hi - lo), channels_last, target
+        self.mean_values, self.std_values = mean, std
         shape = (1, -1, 1, 1)
         self.register_buffer("mean", torch.tensor(mean or (0.0,), dtype=torch.float32).view(shape))
         self.register_buffer("std", torch.tensor(std or (1.0,), dtype=torch.float32).view(shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x * self.scale + self.lo - self.mean) / self.std
-        return x.permute(0, 2, 3, 1) if self.channels_last else x
+        if self.channels_last:
+            x = x.permute(0, 2, 3, 1)
+        return x if self.target is None else x.reshape(x.shape[0], *self.target)
+
+    def like(self, **changes: object) -> Preprocess:
+        """A copy with some settings changed (the preflight's candidates)."""
+        settings = {"input_range": self.input_range, "mean": self.mean_values, "std": self.std_values,
+                    "channels_last": self.channels_last, "target": self.target}
+        settings.update(changes)
+        return Preprocess(**settings).to(self.mean.device)  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, object]:
+        return {"input_range": list(self.input_range), "mean": list(self.mean_values) if self.mean_values else None,
+                "std": list(self.std_values) if self.std_values else None,
+                "layout": "NHWC" if self.channels_last else "NCHW",
+                "flatten": None if self.target is None or len(self.target) == 2 and self.target[1] != 1 else
+                ("HWC" if self.channels_last else "CHW")}
 
 
 class LogProbabilities(nn.Module):
-    """Turns probability outputs into log-probabilities (logits up to a constant)."""
+    """Turns probability outputs into log-probabilities (logits up to a constant).
+
+    Only for probability outputs that cannot be read before their softmax (ONNX graphs that end in
+    Softmax are read at its input instead): a class whose probability underflows has no gradient here.
+    """
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
-        return torch.log(p.clamp_min(1e-12))
+        return torch.log(p.clamp_min(1e-30))
 
 
 def looks_like_probabilities(outputs: torch.Tensor) -> bool:
     """True when every row is non-negative and sums to 1 (softmax already applied)."""
     return bool((outputs >= -1e-6).all() and torch.allclose(outputs.sum(1), torch.ones(len(outputs)), atol=1e-4))
+
+
+def looks_like_log_probabilities(outputs: torch.Tensor) -> bool:
+    """True when every row is non-positive and its exponentials sum to 1 (log-softmax already applied)."""
+    return bool((outputs <= 1e-6).all() and torch.allclose(torch.logsumexp(outputs.double(), 1), torch.zeros(len(outputs), dtype=torch.float64),
+                                                           atol=1e-4))
+
+
+def output_kind(spec_outputs: str, probe: torch.Tensor) -> str:
+    """``logits``, ``probabilities`` or ``log-probabilities``: as declared, else detected on a probe batch."""
+    if spec_outputs != "auto":
+        return spec_outputs
+    if looks_like_probabilities(probe):
+        return "probabilities"
+    if looks_like_log_probabilities(probe):
+        return "log-probabilities"
+    return "logits"
 
 
 class Classifier(ABC):
@@ -99,6 +157,17 @@ class Classifier(ABC):
     @property
     def preprocess(self) -> Preprocess:
         return self._preprocess
+
+    def set_preprocess(self, preprocess: Preprocess) -> None:
+        """Use another pixel transform (the preflight's choice); the network is unchanged."""
+        self._preprocess = preprocess
+        try:
+            module = self.module()
+        except CapabilityError:
+            module = None
+        if isinstance(module, nn.Sequential):
+            module[0] = preprocess
+        self.info = self.info.model_copy(update=preprocess.describe())
 
     def to(self, device: torch.device | str) -> Classifier:
         """Move the differentiable module (when there is one) to ``device``; queries follow it where they can."""

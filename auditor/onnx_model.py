@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from torch import nn
 
 from auditor.attack import Capability
 from auditor.errors import ModelLoadError
-from auditor.model import Classifier, LogProbabilities, ModelSpec, Preprocess, looks_like_probabilities
+from auditor.model import Classifier, LogProbabilities, ModelSpec, Preprocess, output_kind
 from auditor.results import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -31,39 +31,104 @@ def _static_dims(value_info) -> list[int | None]:  # noqa: ANN001 - onnx ValueIn
     return dims
 
 
-def infer_layout(dims: list[int | None], spec: ModelSpec) -> tuple[bool, tuple[int, int, int]]:
-    """Return (channels_last, (C, H, W)) from the graph input's declared dims and the spec."""
-    if len(dims) != 4:
-        raise ModelLoadError(f"expected one 4-D image input [N,C,H,W] or [N,H,W,C], the graph declares {len(dims)} dims {dims}")
+def square_image_shape(size: int) -> tuple[int, int, int] | None:
+    """(C, H, W) with C in (1, 3) and H = W for a flat input of ``size`` values, when there is one."""
+    for channels in (1, 3):
+        side = int(round((size / channels) ** 0.5))
+        if size % channels == 0 and side * side * channels == size:
+            return channels, side, side
+    return None
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """How an image batch [N, C, H, W] becomes the graph's input."""
+
+    channels_last: bool
+    input_shape: tuple[int, int, int]
+    target: tuple[int, ...] | None = None  # per-example shape when the graph does not take 4-D images
+    both_layouts: bool = False             # both NCHW and NHWC fit the declared dims (the preflight chooses)
+
+
+def infer_layout(dims: list[int | None], spec: ModelSpec) -> InputLayout:
+    """Read the graph input's declared dims: [N,C,H,W], [N,H,W,C], [N,H,W], [N,D] or [N,D,1]."""
     body = dims[1:]
-    if spec.layout == "NHWC" or (spec.layout == "auto" and body[2] in (1, 3) and body[0] not in (1, 3)):
-        channels_last, chw = True, (body[2], body[0], body[1])
+    hint = spec.input_shape or spec.data_image_shape
+    if len(dims) == 4:
+        nhwc_fits, nchw_fits = body[2] in (1, 3), body[0] in (1, 3)
+        channels_last = spec.layout == "NHWC" or (spec.layout == "auto" and nhwc_fits and not nchw_fits)
+        chw = (body[2], body[0], body[1]) if channels_last else (body[0], body[1], body[2])
+        if spec.input_shape is not None:
+            chw = tuple(spec.input_shape)  # type: ignore[assignment]
+        elif any(d is None for d in chw) and hint is not None:
+            chw = tuple(h if d is None else d for d, h in zip(chw, hint))  # type: ignore[assignment]
+        layout = InputLayout(channels_last, chw, None, spec.layout == "auto" and nhwc_fits and nchw_fits)  # type: ignore[arg-type]
+    elif len(dims) in (2, 3):
+        flat = len(dims) == 2 or body[1] == 1
+        if flat:
+            size = body[0]
+            chw = spec.input_shape or (hint if hint and size and hint[0] * hint[1] * hint[2] == size else None) \
+                or (square_image_shape(size) if size else None)
+            if chw is None:
+                raise ModelLoadError(f"the graph takes flat vectors {dims}; pass --input-shape C,H,W for its {size or 'unknown'} values")
+            target: tuple[int, ...] = (size,) if len(dims) == 2 else (size, 1)
+        else:
+            if body[0] is None or body[1] is None:
+                raise ModelLoadError(f"the graph input {dims} has dynamic image dims; pass --input-shape 1,H,W")
+            chw, target = (1, body[0], body[1]), (body[0], body[1])
+        if int(np.prod(chw)) != int(np.prod(target)):
+            raise ModelLoadError(f"--input-shape {list(chw)} has {int(np.prod(chw))} values; the graph input {dims} takes {int(np.prod(target))}")
+        channels_last = spec.layout == "NHWC"
+        layout = InputLayout(channels_last, tuple(chw), target, spec.layout == "auto" and chw[0] > 1 and flat)  # type: ignore[arg-type]
     else:
-        channels_last, chw = False, (body[0], body[1], body[2])
-    if spec.input_shape is not None:
-        chw = tuple(spec.input_shape)  # type: ignore[assignment]
+        raise ModelLoadError(f"expected an image input [N,C,H,W], [N,H,W,C], [N,H,W], [N,D] or [N,D,1]; the graph declares {len(dims)} dims {dims}")
+    chw = layout.input_shape
     if any(d is None for d in chw):
         raise ModelLoadError(f"the graph input has dynamic image dims {dims}; pass --input-shape C,H,W")
-    if any(d <= 0 for d in chw) or int(np.prod(chw)) > MAX_INPUT_ELEMENTS:  # type: ignore[arg-type]
+    if any(d <= 0 for d in chw) or int(np.prod(chw)) > MAX_INPUT_ELEMENTS:
         raise ModelLoadError(f"absurd input shape {list(chw)} (C,H,W): expected positive dims, at most {MAX_INPUT_ELEMENTS} elements")
     if chw[0] not in (1, 3):
         raise ModelLoadError(f"expected 1 or 3 input channels, got {chw[0]} (input dims {dims}); pass --layout if the channel axis was misread")
-    return channels_last, chw  # type: ignore[return-value]
+    return layout
+
+
+class FixedBatch(nn.Module):
+    """Runs a module whose graph fixes the batch size in chunks of that size (the last chunk padded)."""
+
+    def __init__(self, net: nn.Module, batch: int) -> None:
+        super().__init__()
+        self.net, self.batch = net, batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.net(chunk) for chunk in fixed_chunks(x, self.batch)])[: len(x)]
+
+
+def fixed_chunks(x, batch: int):  # noqa: ANN001, ANN201 - torch tensors or numpy arrays
+    """Chunks of exactly ``batch`` rows; the last is padded by repeating its final row (cut off afterwards)."""
+    for i in range(0, len(x), batch):
+        chunk = x[i:i + batch]
+        if len(chunk) < batch:
+            pad = chunk[-1:].repeat(batch - len(chunk), *([1] * (chunk.ndim - 1))) if isinstance(chunk, torch.Tensor) \
+                else np.repeat(chunk[-1:], batch - len(chunk), axis=0)
+            chunk = torch.cat([chunk, pad]) if isinstance(chunk, torch.Tensor) else np.concatenate([chunk, pad])
+        yield chunk
 
 
 class OnnxClassifier(Classifier):
-    """An ONNX image classifier."""
+    """An ONNX image classifier. ``chunk`` is the graph's fixed batch size when it could not be made symbolic."""
 
-    def __init__(self, model_proto, session, spec: ModelSpec, info: ModelInfo) -> None:  # noqa: ANN001
+    def __init__(self, model_proto, session, spec: ModelSpec, info: ModelInfo, *, chunk: int | None = None) -> None:  # noqa: ANN001
         self.onnx_model = model_proto
         self._session = session
+        self._chunk = chunk
         inputs, outputs = session.get_inputs(), session.get_outputs()
         self._input_name = inputs[0].name
         self._output_name = outputs[0].name
         self._input_dtype = np.float16 if "float16" in inputs[0].type else np.float32
         graph_input = next(i for i in model_proto.graph.input if i.name == self._input_name)
-        self.channels_last, self.input_shape = infer_layout(_static_dims(graph_input), spec)
-        self._preprocess = Preprocess(spec.input_range, spec.mean, spec.std, self.channels_last)
+        self.layout = infer_layout(_static_dims(graph_input), spec)
+        self.channels_last, self.input_shape = self.layout.channels_last, self.layout.input_shape
+        self._preprocess = Preprocess(spec.input_range, spec.mean, spec.std, self.channels_last, self.layout.target)
         probe = torch.rand((2, *self.input_shape), generator=torch.Generator().manual_seed(0))
         raw = self._run(probe)
         if raw.ndim != 2:
@@ -73,11 +138,9 @@ class OnnxClassifier(Classifier):
             raise ModelLoadError(f"the model outputs {raw.shape[1]} scores but {self.num_classes} classes were declared")
         if self.num_classes < 2:
             raise ModelLoadError(f"a classifier needs at least 2 classes, the model outputs {self.num_classes}")
-        if spec.outputs == "auto":
-            batch = torch.rand((16, *self.input_shape), generator=torch.Generator().manual_seed(1))
-            self.probabilities = looks_like_probabilities(self._run(batch))
-        else:
-            self.probabilities = spec.outputs == "probabilities"
+        batch = torch.rand((16, *self.input_shape), generator=torch.Generator().manual_seed(1))
+        self.outputs_kind = output_kind(spec.outputs, self._run(batch))
+        self.probabilities = self.outputs_kind == "probabilities"
         self._module: nn.Module | None = None
         self._net: nn.Module | None = None
         capabilities = {Capability.QUERY, Capability.PARAMETERS}
@@ -89,10 +152,9 @@ class OnnxClassifier(Classifier):
         if self.probabilities:
             warnings_.append("outputs are probabilities; attacks see their logarithm as logits")
         self.info = info.model_copy(update={
-            "num_classes": self.num_classes, "input_shape": list(self.input_shape),
-            "layout": "NHWC" if self.channels_last else "NCHW", "input_range": list(spec.input_range),
-            "mean": list(spec.mean) if spec.mean else None, "std": list(spec.std) if spec.std else None,
-            "outputs_probabilities": self.probabilities, "capabilities": sorted(c.value for c in self.capabilities),
+            "num_classes": self.num_classes, "input_shape": list(self.input_shape), **self._preprocess.describe(),
+            "outputs_probabilities": self.probabilities, "outputs_kind": self.outputs_kind,
+            "capabilities": sorted(c.value for c in self.capabilities),
             "parity_max_abs_diff": parity, "parity_tolerance": spec.parity_tolerance,
             "gradients_unavailable_reason": reason, "warnings": warnings_,
         })
@@ -100,20 +162,22 @@ class OnnxClassifier(Classifier):
     # -- queries through onnxruntime (the reference)
     def _run(self, images: torch.Tensor) -> torch.Tensor:
         x = self._preprocess(images.detach().float().cpu()).numpy().astype(self._input_dtype)
+        chunks = [x] if self._chunk is None else list(fixed_chunks(x, self._chunk))
         try:
-            out = self._session.run([self._output_name], {self._input_name: x})[0]
+            outs = [self._session.run([self._output_name], {self._input_name: c})[0] for c in chunks]
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelLoadError(f"onnxruntime failed on an input of shape {list(x.shape)}: {exc}") from exc
+            raise ModelLoadError(f"onnxruntime failed on an input of shape {list(chunks[0].shape)}: {exc}") from exc
         try:
-            return torch.from_numpy(np.asarray(out, dtype=np.float32))
+            out = np.concatenate([np.asarray(o, dtype=np.float32) for o in outs])[: len(x)]
         except (TypeError, ValueError) as exc:  # sequence or map outputs (e.g. ZipMap), strings
             raise ModelLoadError(f"the model's output {self._output_name!r} is not a numeric tensor of class scores "
-                                 f"({type(out).__name__}): {str(exc)[:200]}") from exc
+                                 f"({type(outs[0]).__name__}): {str(exc)[:200]}") from exc
+        return torch.from_numpy(out)
 
     def logits(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         parts = [self._run(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
         out = torch.cat(parts) if parts else torch.empty(0, self.num_classes)
-        return torch.log(out.clamp_min(1e-12)) if self.probabilities else out
+        return torch.log(out.clamp_min(1e-30)) if self.probabilities else out
 
     # -- gradients through onnx2pytorch
     def _convert(self, spec: ModelSpec) -> tuple[float | None, str | None]:
@@ -129,6 +193,8 @@ class OnnxClassifier(Classifier):
             return None, reason
         for p in net.parameters():
             p.requires_grad_(False)
+        if self._chunk is not None:
+            net = FixedBatch(net, self._chunk)
         layers: list[nn.Module] = [self._preprocess, net]
         if self.probabilities:
             layers.append(LogProbabilities())
@@ -163,97 +229,3 @@ class OnnxClassifier(Classifier):
         from onnx import numpy_helper
 
         return {init.name: numpy_helper.to_array(init) for init in self.onnx_model.graph.initializer}
-
-
-def parameter_count(model_proto) -> int:  # noqa: ANN001
-    total = 0
-    for init in model_proto.graph.initializer:
-        total += int(np.prod(list(init.dims), dtype=np.int64)) if init.dims else 1
-    return total
-
-
-def all_tensors(model_proto):  # noqa: ANN001, ANN201
-    """Every TensorProto that can hold external data: initializers, sparse initializers and node
-    attributes, in the main graph, in subgraphs (If/Loop/Scan bodies) and in local functions."""
-
-    def of_sparse(sparse):  # noqa: ANN001, ANN202
-        yield sparse.values
-        yield sparse.indices
-
-    def of_node(node):  # noqa: ANN001, ANN202
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            if attribute.HasField("sparse_tensor"):
-                yield from of_sparse(attribute.sparse_tensor)
-            for sparse in attribute.sparse_tensors:
-                yield from of_sparse(sparse)
-            if attribute.HasField("g"):
-                yield from of_graph(attribute.g)
-            for graph in attribute.graphs:
-                yield from of_graph(graph)
-
-    def of_graph(graph):  # noqa: ANN001, ANN202
-        yield from graph.initializer
-        for sparse in graph.sparse_initializer:
-            yield from of_sparse(sparse)
-        for node in graph.node:
-            yield from of_node(node)
-
-    yield from of_graph(model_proto.graph)
-    for function in model_proto.functions:
-        for node in function.node:
-            yield from of_node(node)
-
-
-def external_data_paths(model_proto) -> list[str]:  # noqa: ANN001
-    """Locations named by external-data tensors."""
-    locations = []
-    for init in all_tensors(model_proto):
-        if init.data_location == 1:  # TensorProto.EXTERNAL
-            for entry in init.external_data:
-                if entry.key == "location":
-                    locations.append(entry.value)
-    return locations
-
-
-def check_external_data(model_path: Path, model_proto) -> None:  # noqa: ANN001
-    """Refuse external-data references that leave the model's folder or are missing or short.
-
-    Every tensor is checked (initializers, sparse initializers, node attributes, subgraphs and
-    functions), before anything reads external data.
-    """
-    folder = model_path.resolve().parent
-    for init in all_tensors(model_proto):
-        if init.data_location != 1:
-            continue
-        entries = {e.key: e.value for e in init.external_data}
-        location = entries.get("location", "")
-        if not location or "\0" in location:
-            raise ModelLoadError(f"external data location {location!r} of tensor {init.name!r} is empty or invalid; refused")
-        candidate = Path(location)
-        if candidate.is_absolute() or ".." in candidate.parts or "\\" in location:
-            raise ModelLoadError(f"external data {location!r} of tensor {init.name!r} points outside the model's folder; refused")
-        target = folder / candidate
-        try:
-            if target.is_symlink():
-                raise ModelLoadError(f"external data {location!r} is a symbolic link; refused")
-            resolved = target.resolve()
-            if folder not in resolved.parents:
-                raise ModelLoadError(f"external data {location!r} resolves outside the model's folder; refused")
-            if not resolved.is_file():
-                raise ModelLoadError(f"external data file {location!r} named by tensor {init.name!r} is missing next to {model_path.name}")
-            size = resolved.stat().st_size
-        except OSError as exc:  # name too long, permission denied, symlink loop, ...
-            raise ModelLoadError(f"cannot check external data {location!r} of tensor {init.name!r}: {exc}") from exc
-        try:
-            offset, length = int(entries.get("offset", 0) or 0), entries.get("length")
-            length = None if length is None else int(length)
-        except ValueError as exc:
-            raise ModelLoadError(f"external data of tensor {init.name!r} has a non-numeric offset or length: {exc}") from exc
-        if offset < 0 or (length is not None and length < 0):
-            raise ModelLoadError(f"external data of tensor {init.name!r} has a negative offset or length")
-        if offset > size or (length is not None and offset + length > size):
-            raise ModelLoadError(f"external data file {location!r} is {size} bytes; tensor {init.name!r} needs bytes "
-                                 f"{offset}..{offset + (length or 0)}")

@@ -17,10 +17,9 @@ from pydantic import ValidationError
 import auditor
 from auditor.attack import Attack, AttackOutput, Capability, RunContext
 from auditor.config import AuditConfig, format_validation_error
-from auditor.data import AuditData, load_audit_data
+from auditor.audit_setup import preflight_result, prepare
+from auditor.data import AuditData
 from auditor.errors import AttackTimeout, AuditorError, CapabilityError, UsageError
-from auditor.images import pairs_grid, png_base64
-from auditor.loaders import load_model
 from auditor.model import Classifier
 from auditor.plugins import attack_owners, collect_attacks, plugin_infos
 from auditor.results import AttackResult, AuditReport, DataInfo, Figure, Finding, Severity
@@ -76,31 +75,6 @@ def validate_attack_configs(config: AuditConfig, selected: list[type[Attack]], a
     return configs
 
 
-def check_model_behaviour(model: Classifier, data: AuditData | None) -> list[str]:
-    """Non-finite outputs and non-determinism, detected on real inputs before attacks run."""
-    probe = data.members.images[:32] if data is not None else torch.rand((8, *model.input_shape), generator=torch.Generator().manual_seed(3))
-    try:
-        first, second = model.logits(probe), model.logits(probe)
-    except AuditorError:
-        raise
-    except Exception as exc:  # a model that fails on real inputs is reported, not run
-        return [f"the model fails on {len(probe)} real inputs: {type(exc).__name__}: {str(exc)[:300]}"]
-    problems = []
-    if first.ndim != 2 or first.shape != second.shape:
-        return [f"outputs shaped {list(first.shape)} and {list(second.shape)} for {len(probe)} images; expected [{len(probe)}, {model.num_classes}]"]
-    if first.shape[1] != model.num_classes:
-        problems.append(f"output size {first.shape[1]} disagrees with {model.num_classes} declared classes")
-    if first.shape[0] != len(probe):
-        problems.append(f"{first.shape[0]} output rows for {len(probe)} images")
-    if problems:
-        return problems
-    if not torch.isfinite(first).all():
-        problems.append(f"the model returns NaN or infinite outputs for {int((~torch.isfinite(first)).any(1).sum())} of {len(probe)} probe images")
-    elif not torch.allclose(first, second, atol=1e-5, rtol=1e-5):
-        problems.append(f"outputs change between identical calls (max difference {float((first - second).abs().max()):.3g})")
-    return problems
-
-
 def data_info(data: AuditData) -> DataInfo:
     ref = data.reference
     return DataInfo(members_source=data.members.source, members_sha256=data.members.sha256(), members_count=len(data.members),
@@ -111,21 +85,9 @@ def data_info(data: AuditData) -> DataInfo:
 
 
 def _figures_for_scores(name: str, output: AttackOutput, data: AuditData, result: AttackResult, member_images: bool) -> list[Figure]:
-    recon, scores = output.reconstructions, result.scores
-    if recon is None or scores is None or not scores.samples:
-        return []
-    order = sorted(range(len(scores.samples)), key=lambda i: -(scores.samples[i].nearest_member_ssim or 0.0))[:20]
-    top = recon[order]
-    bottom = None
-    if member_images:
-        idx = [scores.samples[i].nearest_member for i in order]
-        if all(i is not None for i in idx):
-            bottom = data.members.images[torch.tensor(idx)]
-    caption = ("The 20 reconstructions most similar to a training image (top rows) "
-               + ("above their nearest member (bottom rows). " if bottom is not None else "(member images withheld). ")
-               + "SSIM: " + ", ".join(f"{scores.samples[i].nearest_member_ssim:.2f}" for i in order))
-    return [Figure(title=f"{name}: closest reconstructions", png_base64=png_base64(pairs_grid(top, bottom)), caption=caption,
-                   private=bottom is not None)]
+    from auditor.score_figures import score_figures
+
+    return score_figures(name, output.reconstructions, data.members.images, result, member_images)
 
 
 def run_attack(cls: type[Attack], attack_config, model: Classifier, data: AuditData | None, config: AuditConfig,  # noqa: ANN001, C901
@@ -226,27 +188,26 @@ def run_audit(config: AuditConfig, pm, *, dry_run: bool = False, model: Classifi
     start = time.monotonic()
     deadline = start + config.run.time_budget_s if config.run.time_budget_s else None
     set_thresholds(config.severity)
+    torch.set_flush_denormal(True)  # denormal floats (underflowing activations) are slow on CPUs and change no decision
     torch.manual_seed(config.run.seed)
     available = collect_attacks(pm)
     selected = select_attacks(available, config.run.plugins)
     attack_configs = validate_attack_configs(config, selected, available)
     if config.run.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch sees no CUDA device here")
-    if model is None:
-        model = load_model(config.model, pm)
-    if config.run.device != "cpu":
-        model.to(config.run.device)
-    if data is None and config.data is not None:
-        data = load_audit_data(config.data, num_classes=model.num_classes, input_shape=model.input_shape)
-    behaviour = check_model_behaviour(model, data)
+    prepared = prepare(config, pm, model=model, data=data)
+    model, data, behaviour = prepared.model, prepared.data, prepared.behaviour
     report = AuditReport(tool_version=auditor.__version__, created=datetime.now(timezone.utc), seed=config.run.seed,
                          fail_on=config.report.fail_on, member_images=config.report.member_images,
                          model=model.info.model_copy(update={"warnings": model.info.warnings + behaviour}),
-                         data=data_info(data) if data else None, config=config.model_dump(mode="json"),
+                         data=data_info(data) if data else None, preflight=prepared.preflight, config=config.model_dump(mode="json"),
                          plugins=plugin_infos(pm), environment=environment())
     if dry_run:
         report.verdict = "dry run: model, data and configuration are valid; nothing was run"
         return report
+    overridden = preflight_result(prepared.preflight) if prepared.preflight else None
+    if overridden is not None:
+        report.results.append(overridden)
     if behaviour:
         finding = Finding(attack="core", title="The model misbehaves on real inputs", severity=Severity.HIGH,
                           detail="; ".join(behaviour) + ". Scores from such a model are not trustworthy; attacks were not run.")

@@ -144,14 +144,14 @@ def test_provenance_is_recorded_before_the_model_runs(tmp_path, onnx_model, monk
 
     import onnxruntime
 
-    import auditor.loaders
+    import auditor.onnx_loader
     from auditor.loaders import load_model
     from auditor.model import ModelSpec
 
     path = tmp_path / "m.onnx"
     onnx.save(onnx_model(), str(path))
     events: list = []
-    real_info, real_session = auditor.loaders.ModelInfo, onnxruntime.InferenceSession
+    real_info, real_session = auditor.onnx_loader.ModelInfo, onnxruntime.InferenceSession
 
     def info(**kwargs):  # noqa: ANN202
         events.append(("info", kwargs))
@@ -161,7 +161,7 @@ def test_provenance_is_recorded_before_the_model_runs(tmp_path, onnx_model, monk
         events.append(("session", None))
         return real_session(*args, **kwargs)
 
-    monkeypatch.setattr(auditor.loaders, "ModelInfo", info)
+    monkeypatch.setattr(auditor.onnx_loader, "ModelInfo", info)
     monkeypatch.setattr(onnxruntime, "InferenceSession", session)
     model = load_model(ModelSpec(source=str(path)))
     assert [e[0] for e in events] == ["info", "session"]
