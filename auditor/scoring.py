@@ -123,6 +123,10 @@ def _copy_rule(refs: dict[int, ReferenceClass], data: AuditData, cfg: ScoringCon
         "similarities, per class) and it is closer to that member than to an equal-size pool of calibration non-members. "
         "Held-out non-members go through the same rule as the null.")
     text = rule.describe({c: _name(data, c) for c in refs})
+    short = [c for c, k in refs.items() if len(k.members) > len(k.calibration)]
+    if short:
+        notes.append(f"In classes {_names(data, short)} the members outnumber the calibration pool, so the closer-than check "
+                     "compares with the whole (smaller) pool there; the threshold and the null test carry the guarantee.")
     if text:
         notes.append(text.strip())
     return rule
