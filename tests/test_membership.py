@@ -238,11 +238,23 @@ def test_config_is_validated():
 
 
 def test_reference_models_are_trained_within_budget(memorised):
+    from auditor_membership.reference import tinycnn, train_reference_models
+
     members, net = memorised
     _, out = _attack(net, members, _noise_set(200, 14), reference_models=2,
                      reference_factory="auditor_membership.reference:tinycnn", reference_epochs=2, max_reference=200)
     assert out.metrics["reference_models"] == 2 and 0.0 <= out.metrics["rmia_auc"] <= 1.0
     assert any("2 reference models" in n for n in out.notes) and "rmia (primary)" in [r[0] for r in out.tables[0].rows]
+    pool = _noise_set(60, 15)
+    target = from_module(net, num_classes=3, input_shape=(1, 16, 16))
+    nets, in_mask = train_reference_models(target, tinycnn, pool.images, pool.labels, 4, epochs=1, lr=1e-3, batch_size=16,
+                                           budget_s=60, ctx=CTX, train_size=20)
+    assert len(nets) == 4 and in_mask.shape == (60, 4) and (in_mask.sum(0) == 20).all()
+    assert not (in_mask[:, 0] & in_mask[:, 1]).any() and not (in_mask[:, 2] & in_mask[:, 3]).any()   # pairs: disjoint halves
+    assert (~in_mask).any(axis=1).all()                                                               # every sample has an OUT model
+    nets, in_mask = train_reference_models(target, tinycnn, pool.images, pool.labels, 4, epochs=1, lr=1e-3, batch_size=16,
+                                           budget_s=1e-9, ctx=CTX)
+    assert nets == [] and in_mask.shape == (60, 0)                                                    # budget spent: none
 
 
 def test_audit_run_finds_the_builtin_through_its_entry_point(tiny_onnx_path, audit_data, tmp_path):

@@ -128,7 +128,8 @@ class MembershipInference(Attack):
             nets, in_mask = train_reference_models(model, resolve_factory(cfg.reference_factory), images["calibration"],
                                                    labels["calibration"], cfg.reference_models, epochs=cfg.reference_epochs,
                                                    lr=cfg.reference_lr, batch_size=cfg.reference_batch_size,
-                                                   budget_s=cfg.reference_time_budget_s, ctx=ctx)
+                                                   budget_s=cfg.reference_time_budget_s, ctx=ctx,
+                                                   train_size=cfg.reference_train_size)
             count = len(nets)
             if count:
                 for s in SETS:

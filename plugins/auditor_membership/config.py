@@ -39,6 +39,8 @@ class MembershipConfig(AttackConfig):
     reference_factory: str | None = Field(None, description=(
         "module:function returning an untrained torch.nn.Module for (image_shape, num_classes); it receives the "
         "target model's preprocessing in front. Runs your code: use only code you trust."))
+    reference_train_size: int | None = Field(None, ge=2, description=(
+        "Images per reference model (default: half the calibration set); set it to the target's training-set size."))
     reference_epochs: int = Field(10, ge=1, description="Epochs of Adam per reference model.")
     reference_lr: float = Field(1e-3, gt=0, description="Learning rate of the reference models.")
     reference_batch_size: int = Field(64, ge=2, description="Batch size of the reference models.")

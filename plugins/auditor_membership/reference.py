@@ -2,7 +2,8 @@
 
 Off by default (``reference_models = 0``). When the user names a factory (``module:function`` called as
 ``function(image_shape, num_classes)`` and returning an untrained ``torch.nn.Module``), the plugin trains
-``reference_models`` copies, in pairs on complementary random halves of the calibration set, with the
+``reference_models`` copies, in pairs on complementary random halves of the calibration set (at most
+``reference_train_size`` images each, to match the target's training-set size), with the
 target model's own preprocessing in front. None of them sees a member or a held-out non-member, so every
 evaluated example is OUT for every reference model; each calibration (population) example is OUT for half
 of them. Training stops at ``reference_time_budget_s`` or the attack's deadline, whichever comes first.
@@ -33,6 +34,13 @@ def tinycnn(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     return build("tinycnn", image_shape, num_classes)
 
 
+def cnn(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """A ready recipe (``"auditor_membership.reference:cnn"``): the zoo's three-block CNN (the project's own MNIST models)."""
+    from auditor.zoo import build
+
+    return build("cnn", image_shape, num_classes)
+
+
 def resolve_factory(target: str) -> Callable[..., nn.Module]:
     """``module:function`` -> the function (importing the module runs the user's code)."""
     module_name, sep, function = target.rpartition(":")
@@ -49,8 +57,8 @@ def resolve_factory(target: str) -> Callable[..., nn.Module]:
 
 
 def train_reference_models(target: Classifier, factory: Callable[..., nn.Module], images: torch.Tensor, labels: torch.Tensor,
-                           count: int, *, epochs: int, lr: float, batch_size: int, budget_s: float, ctx: RunContext
-                           ) -> tuple[list[nn.Module], np.ndarray]:
+                           count: int, *, epochs: int, lr: float, batch_size: int, budget_s: float, ctx: RunContext,
+                           train_size: int | None = None) -> tuple[list[nn.Module], np.ndarray]:
     """Trained models (complete pairs only; fewer than ``count`` when the budget ran out) and ``in_mask``
     [len(images), len(models)]: True where model k trained on image i. Each model's training stops early
     (after a whole epoch) when the budget is spent."""
@@ -62,10 +70,14 @@ def train_reference_models(target: Classifier, factory: Callable[..., nn.Module]
         if time.monotonic() >= deadline:
             log.warning("reference models: the budget of %g s ran out after %d of %d models", budget_s, len(nets), count)
             break
-        half = rng.permutation(len(images))[: len(images) // 2]
-        first = np.zeros(len(images), dtype=bool)
-        first[half] = True
-        for k, chosen in ((2 * pair, first), (2 * pair + 1, ~first)):
+        order = rng.permutation(len(images))
+        size = min(len(images) // 2, train_size or len(images))
+        halves = []
+        for part in (order[: len(images) // 2], order[len(images) // 2:]):
+            chosen = np.zeros(len(images), dtype=bool)
+            chosen[part[:size]] = True
+            halves.append(chosen)
+        for k, chosen in ((2 * pair, halves[0]), (2 * pair + 1, halves[1])):
             ctx.check_deadline()
             net = factory(tuple(images.shape[1:]), target.num_classes)
             if not isinstance(net, nn.Module):
