@@ -83,9 +83,8 @@ def step(c: Candidates, target: Target, cfg: KktConfig, dtype: torch.dtype, lr_f
     xs, lam = c.x.to(dtype), c.lam().to(dtype)
     res = residual(params, weighted_gradient(net, params, xs, c.y, lam, c.form))
     loss = res.loss(cfg.layer_normalised) + prior(xs, target.lo.to(dtype), target.hi.to(dtype), lam, cfg.lambda_min, c.form, c.y)
-    c.opt_x.zero_grad(set_to_none=True)
-    c.opt_l.zero_grad(set_to_none=True)
-    loss.backward()
+    # gradients for x and lambda only: the weights' own second derivatives are never needed
+    c.x.grad, c.coef.grad = torch.autograd.grad(loss, [c.x, c.coef])
     c.opt_x.step()
     c.opt_l.step()
     c.steps += 1
