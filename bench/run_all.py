@@ -25,6 +25,7 @@ BENCHES = [  # (script, title, extra args for default mode)
     ("bench_inversion.py", "Inversion: hit rates, diversity and the cosine/orthogonality ablation", []),
     ("bench_kkt.py", "kkt: training images reconstructed from the weights", ["--rows", "mnist-mlp-100,control-mnist-mlp-2000", "--budget", "1200", "--no-docs"]),
     ("bench_membership.py", "6. Membership inference: the `membership` plugin vs auditml's threshold attack", []),
+    ("bench_batch.py", "7. Batch audits: sequential vs Ray workers", ["--docs"]),  # --docs: also the estimate in docs/scale.md
 ]
 
 
@@ -121,6 +122,11 @@ def main() -> None:
             from bench_membership import render  # the generated section, from the JSON
 
             body += "\n" + render(json.loads((results / "membership.json").read_text()), heading=False)
+        if script == "bench_batch.py" and (results / "batch.json").exists():
+            sys.path.insert(0, str(HERE))
+            from bench_batch import render as render_batch  # the generated section, from the JSON
+
+            body += "\n" + render_batch(json.loads((results / "batch.json").read_text()), heading=False)
         if plot:
             body += f"\n![{title}]({plot})\n"
         sections.append(body)

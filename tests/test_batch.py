@@ -186,3 +186,28 @@ def test_killed_worker_is_retried_once(workdir, local_ray, monkeypatch):  # noqa
     assert (out / f".fault-{entries['m1.onnx']['folder']}").read_text().startswith("killed pid")  # the first attempt died
     assert entries["m1.onnx"]["status"] == "completed" and (out / entries["m1.onnx"]["folder"] / "report.html").is_file()
     assert not list(out.glob(f"{PARTIAL_PREFIX}*"))
+
+
+def test_privacy_study_runs_its_cells_on_ray(tmp_path, local_ray):  # noqa: ANN001
+    from auditor_tldr.study import study_main
+
+    code = study_main(["--dataset", "digits", "--archs", "mlp,cnn", "--sizes", "50", "--epochs", "2", "--reference", "100", "--attacks",
+                       "inversion", "--inversion-seconds", "1", "--reconstruction-seconds", "1", "--out", str(tmp_path), "--workers", "2"])
+    assert code == 0
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert sorted(r["model"] for r in study["rows"]) == ["digits-cnn-50", "digits-mlp-50"]
+    assert all(r["status"] == "completed" for r in study["rows"])
+    assert all((tmp_path / r["model"] / "report.json").is_file() for r in study["rows"])
+    assert len(json.loads((tmp_path / "compare.json").read_text())["entries"]) == 2
+
+
+def test_without_ray_the_error_says_how_to_install_it(monkeypatch, workdir):
+    import sys
+
+    from auditor.batch_engine import Cell, run_cells
+    from auditor.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(UsageError, match=r"auditor\[batch\]"):
+        run_cells([Cell("a", str, "payload")], workers=2)
+    assert run_cells([Cell("a", str.upper, "payload")], workers=1)[0].value == "PAYLOAD"  # in-process needs no Ray

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="sizes 100, short budgets (a few minutes)")
     p.add_argument("--out", type=Path, default=Path("study-privacy"))
+    p.add_argument("--workers", type=int, default=1, help="models trained and audited at a time as Ray tasks (1: in this process)")
+    p.add_argument("--ray-address", help="run the cells on this Ray cluster (docs/scale.md)")
     return p
 
 
@@ -51,61 +54,92 @@ def epochs_for(size: int, quick: bool) -> int:
     return max(5, min(40, int(40_000 / max(size, 1)))) if size > 1000 else 40
 
 
+@lru_cache(maxsize=2)
+def _study_data(dataset: str, n_reference: int, seed: int) -> tuple:  # noqa: ANN001
+    ds = preset(dataset)
+    train_all, test = load_images(ds.train), load_images(ds.test)
+    reference = test.subset(balanced_subset(test.labels.numpy(), n_reference, seed)) if n_reference < len(test) else test
+    return ds, train_all, test, reference
+
+
+def privacy_cell(cell: dict) -> dict:
+    """One model of the grid: train it, audit it, write its report; returns its rows and figures (no images of members).
+
+    Runs in-process or in a Ray worker (``auditor.batch_engine.run_cells``); the worker reads the dataset from disk.
+    """
+    ds, train_all, test, reference = _study_data(cell["dataset"], cell["reference"], cell["seed"])
+    size, arch, seed, out = cell["size"], cell["arch"], cell["seed"], Path(cell["out"])
+    if cell.get("threads"):
+        torch.set_num_threads(cell["threads"])
+    members = train_all.subset(balanced_subset(train_all.labels.numpy(), size, seed))
+    data = AuditData(members, reference, 10, ds.class_names)
+    name = f"{cell['dataset']}-{arch}-{size}"
+    log.info("training %s", name)
+    torch.manual_seed(seed)
+    net = zoo.build(arch, members.image_shape, 10)
+    t0 = time.monotonic()
+    zoo.train(net, members.images, members.labels, mean=ds.mean, std=ds.std, epochs=cell["epochs"], seed=seed)
+    train_s = time.monotonic() - t0
+    model = from_module(net, num_classes=10, input_shape=members.image_shape, mean=ds.mean, std=ds.std, source=f"study:{name}")
+    test_acc = model.accuracy(test.images, test.labels)
+    attacks, inv_s, rec_s = cell["attacks"], cell["inversion_seconds"], cell["reconstruction_seconds"]
+    options = {"tldr": {"inversion_seconds": inv_s, "reconstruction_seconds": rec_s}, "inversion": {"train_seconds": inv_s + rec_s}}
+    config = build_config({"model": {"source": f"study:{name}"}, "run": {"plugins": attacks, "seed": seed, "show_progress": False},
+                           "report": {"out": str(out / name)}, "attacks": {a: options.get(a, {}) for a in attacks}})
+    report = run_audit(config, get_plugin_manager(), model=model, data=data)
+    write_report(report, out / name)
+    rows, figures = [], []
+    for result in report.results:
+        s = result.scores
+        rows.append({"model": name, "arch": arch, "size": size, "attack": result.attack, "status": result.status,
+                     "test_accuracy": test_acc, "train_seconds": train_s,
+                     "matched_ssim": s.matched_ssim_mean if s else None, "best_ssim": s.best_ssim_mean if s else None,
+                     "reference_best_ssim": s.reference_best_ssim_mean if s else None,
+                     "gap": s.gap if s else None, "gap_ci_low": s.gap_ci_low if s else None, "gap_ci_high": s.gap_ci_high if s else None,
+                     "likely_copies": s.likely_copy_share if s else None, "hit_rate": result.metrics.get("hit_rate_mean"),
+                     "attack_seconds": result.duration_s})
+        grid = next((f for f in result.figures if f.title.startswith("Reconstructions per class") or f.title.startswith("Generated samples")), None)
+        if grid is not None:
+            figures.append(Figure(title=f"{name} · {result.attack}", png_base64=grid.png_base64,
+                                  caption=f"test accuracy {test_acc:.3f}; matched SSIM {rows[-1]['matched_ssim'] or float('nan'):.3f}; "
+                                          f"gap {rows[-1]['gap'] if rows[-1]['gap'] is not None else float('nan'):+.3f}").model_dump())
+    return {"name": name, "rows": rows, "figures": figures}
+
+
 def run_study(args: argparse.Namespace) -> StudyReport:
+    from auditor.batch_engine import Cell, run_cells
+    from auditor.compare import write_comparison
+    from auditor.report import load_report
+
     start = time.monotonic()
-    ds = preset(args.dataset)
     sizes = [100] if args.quick and args.sizes == "100,1000,10000" else [int(s) for s in args.sizes.split(",")]
     archs = [a.strip() for a in args.archs.split(",")]
     attacks = [a.strip() for a in args.attacks.split(",")]
     inv_s = args.inversion_seconds if args.inversion_seconds is not None else (10.0 if args.quick else 45.0)
     rec_s = args.reconstruction_seconds if args.reconstruction_seconds is not None else (15.0 if args.quick else 60.0)
-    train_all = load_images(ds.train)
-    test = load_images(ds.test)
-    reference = test.subset(balanced_subset(test.labels.numpy(), args.reference, args.seed)) if args.reference < len(test) else test
-    rows, figures = [], []
-    reports, paths, labels = [], [], []
-    pm = get_plugin_manager()
-    for size in sizes:
-        members = train_all.subset(balanced_subset(train_all.labels.numpy(), size, args.seed))
-        data = AuditData(members, reference, 10, ds.class_names)
-        for arch in archs:
-            name = f"{args.dataset}-{arch}-{size}"
-            log.info("training %s", name)
-            torch.manual_seed(args.seed)
-            net = zoo.build(arch, members.image_shape, 10)
-            t0 = time.monotonic()
-            zoo.train(net, members.images, members.labels, mean=ds.mean, std=ds.std, epochs=args.epochs or epochs_for(size, args.quick),
-                      seed=args.seed)
-            train_s = time.monotonic() - t0
-            model = from_module(net, num_classes=10, input_shape=members.image_shape, mean=ds.mean, std=ds.std, source=f"study:{name}")
-            test_acc = model.accuracy(test.images, test.labels)
-            options = {"tldr": {"inversion_seconds": inv_s, "reconstruction_seconds": rec_s},
-                       "inversion": {"train_seconds": inv_s + rec_s}}
-            config = build_config({"model": {"source": f"study:{name}"}, "run": {"plugins": attacks, "seed": args.seed, "show_progress": False},
-                                   "report": {"out": str(args.out / name)}, "attacks": {a: options.get(a, {}) for a in attacks}})
-            report = run_audit(config, pm, model=model, data=data)
-            write_report(report, args.out / name)
-            reports.append(report)
-            paths.append(args.out / name / "report.json")
-            labels.append(name)
-            for result in report.results:
-                s = result.scores
-                rows.append({"model": name, "arch": arch, "size": size, "attack": result.attack, "status": result.status,
-                             "test_accuracy": test_acc, "train_seconds": train_s,
-                             "matched_ssim": s.matched_ssim_mean if s else None, "best_ssim": s.best_ssim_mean if s else None,
-                             "reference_best_ssim": s.reference_best_ssim_mean if s else None,
-                             "gap": s.gap if s else None, "gap_ci_low": s.gap_ci_low if s else None, "gap_ci_high": s.gap_ci_high if s else None,
-                             "likely_copies": s.likely_copy_share if s else None, "hit_rate": result.metrics.get("hit_rate_mean"),
-                             "attack_seconds": result.duration_s})
-                grid = next((f for f in result.figures if f.title.startswith("Reconstructions per class") or f.title.startswith("Generated samples")), None)
-                if grid is not None:
-                    figures.append(Figure(title=f"{name} · {result.attack}", png_base64=grid.png_base64,
-                                          caption=f"test accuracy {test_acc:.3f}; matched SSIM {rows[-1]['matched_ssim'] or float('nan'):.3f}; "
-                                                  f"gap {rows[-1]['gap'] if rows[-1]['gap'] is not None else float('nan'):+.3f}"))
-    from auditor.compare import write_comparison
-
-    write_comparison(reports, args.out, paths=paths, labels=labels, title=f"Privacy study: {args.dataset}, models ranked by leakage")
-    return _report(args, rows, figures, sizes, archs, attacks, time.monotonic() - start)
+    parallel = args.workers != 1 or args.ray_address is not None
+    cells = [Cell(key=f"{args.dataset}-{arch}-{size}", fn=privacy_cell, payload={
+        "dataset": args.dataset, "size": size, "arch": arch, "seed": args.seed, "reference": args.reference,
+        "epochs": args.epochs or epochs_for(size, args.quick), "attacks": attacks, "inversion_seconds": inv_s,
+        "reconstruction_seconds": rec_s, "out": str(args.out.resolve()), "threads": 1 if parallel else None})
+        for size in sizes for arch in archs]
+    rows, figures, reports, paths, labels, failures = [], [], [], [], [], []
+    for outcome in run_cells(cells, args.workers, args.ray_address):
+        if not outcome.ok:
+            failures.append(f"{outcome.key} could not be trained or audited: {outcome.error}")
+            continue
+        rows += outcome.value["rows"]
+        figures += [Figure.model_validate(f) for f in outcome.value["figures"]]
+        path = args.out / outcome.value["name"] / "report.json"
+        reports.append(load_report(path))
+        paths.append(path)
+        labels.append(outcome.value["name"])
+    if reports:
+        write_comparison(reports, args.out, paths=paths, labels=labels, title=f"Privacy study: {args.dataset}, models ranked by leakage")
+    report = _report(args, rows, figures, sizes, archs, attacks, time.monotonic() - start)
+    report.findings[:0] = failures
+    report.settings["failed_cells"] = str(len(failures))
+    return report
 
 
 def _fmt(v: object) -> object:
@@ -161,7 +195,7 @@ def study_main(argv: list[str]) -> int:
     for line in report.findings:
         sys.stdout.write(line + "\n")
     sys.stdout.write(f"study report: {html}\n")
-    return 0
+    return 3 if report.settings.get("failed_cells", "0") != "0" else 0  # a model that could not be trained or audited
 
 
 def privacy_study() -> Study:
