@@ -60,6 +60,9 @@ def prepare(config: AuditConfig, pm, *, model: Classifier | None = None, data: A
     members = reference = None
     if data is None and config.data is not None:
         members, reference = load_data_sets(config.data)
+        if reference is not None and reference.image_shape != members.image_shape:
+            raise DataError(f"reference ({reference.source}) images are {list(reference.image_shape)} (C,H,W) and the members "
+                            f"({members.source}) {list(members.image_shape)}: both sets must come from one distribution")
     if model is None:
         spec = config.model
         if members is not None:

@@ -79,27 +79,29 @@ def _measure(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> t
     return float((predicted == labels).float().mean()), float(F.cross_entropy(logits.double(), labels)), predicted
 
 
+def _transforms(sample: torch.Tensor, channels: int) -> list[tuple[str, dict]]:
+    """The pixel transforms to try, simplest first; ``sample`` is already fitted to the model's input."""
+    mean = sample.mean(dim=(0, 2, 3)).tolist()
+    std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+    found = [("[0, 1]", {"input_range": (0.0, 1.0), "mean": None, "std": None}),
+             ("[0, 255]", {"input_range": (0.0, 255.0), "mean": None, "std": None}),
+             ("[-1, 1]", {"input_range": (-1.0, 1.0), "mean": None, "std": None}),
+             ("members' mean/std", {"input_range": (0.0, 1.0), "mean": tuple(mean), "std": tuple(std)})]
+    return found + [(name, {"input_range": (0.0, 1.0), "mean": m, "std": s})
+                    for name, (m, s) in NORMALISATIONS.items() if len(m) == channels]
+
+
 def candidates(model: Classifier, sample: torch.Tensor, *, transform_given: bool, layout_given: bool) -> list[_Candidate]:
     """Every (preprocessing, layout, fit of the images) to try, simplest first."""
     base = model.preprocess
-    channels = model.input_shape[0]
-    if transform_given:
-        transforms = [("as given", {})]
-    else:
-        mean = sample.mean(dim=(0, 2, 3)).tolist()
-        std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-        transforms = [("[0, 1]", {"input_range": (0.0, 1.0), "mean": None, "std": None}),
-                      ("[0, 255]", {"input_range": (0.0, 255.0), "mean": None, "std": None}),
-                      ("[-1, 1]", {"input_range": (-1.0, 1.0), "mean": None, "std": None}),
-                      ("members' mean/std", {"input_range": (0.0, 1.0), "mean": tuple(mean), "std": tuple(std)})]
-        transforms += [(name, {"input_range": (0.0, 1.0), "mean": m, "std": s})
-                       for name, (m, s) in NORMALISATIONS.items() if len(m) == channels]
     layouts = [base.channels_last]
     if not layout_given and getattr(getattr(model, "layout", None), "both_layouts", False):
         layouts = [False, True]
     flat = base.target is not None and (len(base.target) == 1 or base.target[-1] == 1)
     out = []
     for fit in fits_for(tuple(sample.shape[1:]), model.input_shape):
+        fitted = sample if fit is None else fit_images(sample, model.input_shape, fit)
+        transforms = [("as given", {})] if transform_given else _transforms(fitted, model.input_shape[0])
         for channels_last in layouts:
             for name, changes in transforms:
                 label = name
@@ -119,15 +121,21 @@ def _describe(c: _Candidate) -> PreprocessCandidate:
                                member_cross_entropy=round(c.cross_entropy, 4) if c.cross_entropy != float("inf") else 1e9)
 
 
-CE_TIE = 0.05  # cross-entropies within 5% of the lowest are a tie, broken by simplicity (the candidates' order)
+CE_TIE = 0.05       # cross-entropies within 5% of the lowest are a tie ...
+CE_CONFIDENT = 0.1  # ... and so are all below 0.1 nats: a model confident under both says nothing about which is right
 
 
 def choose(found: list[_Candidate], sample_size: int) -> _Candidate:
-    """Highest accuracy; accuracies within one image of the best tie, broken by cross-entropy, then simplicity."""
+    """Highest accuracy; ties broken by cross-entropy, then by simplicity (the candidates' order).
+
+    Accuracies within one image of the best tie. Cross-entropies tie within 5% of the lowest, or when
+    below 0.1 nats: scaling the input of a network that already classifies every image right only
+    sharpens its softmax (lower cross-entropy at [0, 255] than at the true [0, 1]), which must not win.
+    """
     best = max(c.accuracy for c in found)
     tied = [c for c in found if c.accuracy >= best - 1.0 / max(sample_size, 1) + 1e-9]
     lowest = min(c.cross_entropy for c in tied)
-    return next(c for c in tied if c.cross_entropy <= lowest * (1 + CE_TIE) + 1e-9)
+    return next(c for c in tied if c.cross_entropy <= max(lowest * (1 + CE_TIE), CE_CONFIDENT) + 1e-9)
 
 
 def class_permutation(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[list[int], float]:

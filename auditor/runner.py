@@ -188,7 +188,7 @@ def run_audit(config: AuditConfig, pm, *, dry_run: bool = False, model: Classifi
     start = time.monotonic()
     deadline = start + config.run.time_budget_s if config.run.time_budget_s else None
     set_thresholds(config.severity)
-    torch.set_flush_denormal(True)  # denormal floats (underflowing activations) are slow on CPUs and change no decision
+
     torch.manual_seed(config.run.seed)
     available = collect_attacks(pm)
     selected = select_attacks(available, config.run.plugins)

@@ -61,10 +61,23 @@ def opened():
 # --------------------------------------------------------------------------- ONNX builder
 
 
+def _templates() -> np.ndarray:
+    """[features, classes]: each class's mean synthetic member minus the overall mean (a matched filter)."""
+    from auditor.testing import make_audit_data
+
+    members = make_audit_data().members
+    x, y = members.images.flatten(1).numpy(), members.labels.numpy()
+    means = np.stack([x[y == k].mean(0) for k in range(NUM_CLASSES)])
+    return (means - means.mean(0)).T * 4.0
+
+
 def make_onnx(classes: int = NUM_CLASSES, shape: tuple = IMAGE_SHAPE, extra_nodes: list | None = None,
               extra_initializers: list | None = None, output=None, opset: int = 17, extra_opsets: list | None = None,
               seed: int = 0, pool: bool = False):  # noqa: ANN201
     """Flatten + Gemm -> ``g`` (or ``logits`` when there are no extra nodes); extra nodes must produce ``logits``.
+
+    At the default shape and class count the Gemm holds class templates, so the model classifies the
+    synthetic members (an untrained model now stops at the preflight, exit 2: see ``test_untrained_model``).
 
     ``pool``: GlobalAveragePool first, so the weights do not pin H and W (for absurd declared shapes)."""
     from onnx import TensorProto, helper, numpy_helper
@@ -72,7 +85,10 @@ def make_onnx(classes: int = NUM_CLASSES, shape: tuple = IMAGE_SHAPE, extra_node
     c, hgt, wid = shape
     rng = np.random.default_rng(seed)
     features = c if pool else c * hgt * wid
-    weight = numpy_helper.from_array((rng.normal(size=(features, classes)) * 0.1).astype(np.float32), "W")
+    random = rng.normal(size=(features, classes)) * 0.1
+    trained = (c, hgt, wid) == IMAGE_SHAPE and classes == NUM_CLASSES and not pool
+    # class templates: the model classifies the synthetic data, so cases get past the preflight's accuracy floor
+    weight = numpy_helper.from_array((_templates() if trained else random).astype(np.float32), "W")
     bias = numpy_helper.from_array(np.zeros(classes, np.float32), "B")
     head = [helper.make_node("GlobalAveragePool", ["x"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["f"])] if pool \
         else [helper.make_node("Flatten", ["x"], ["f"])]

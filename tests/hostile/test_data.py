@@ -120,10 +120,10 @@ def _bad_reference(c: SimpleNamespace) -> list:
 CASES = [
     Case("npz-empty-set", lambda c: _npz(c, np.zeros((0, 1, 16, 16), np.float32), np.zeros(0, np.int64)),
          r"data\.npz: the image set is empty"),
-    Case("npz-wrong-image-size", lambda c: _npz(c, c.x[:, :, :8, :8]),
-         r"members \(.*data\.npz\) images are \[1, 8, 8\] \(C,H,W\); the model expects \[1, 16, 16\]"),
-    Case("npz-3-channels-for-1-channel-model", lambda c: _npz(c, np.repeat(c.x, 3, axis=1)),
-         r"images are \[3, 16, 16\] .*expects \[1, 16, 16\]"),
+    # since the preflight (issue 13), images of another size or channel count are fitted to the model's input
+    # (resized or padded; RGB averaged to grey) and the fit the model classifies best is kept and reported
+    Case("npz-wrong-image-size", lambda c: [*_npz(c, c.x[:, :, :8, :8]), "--dry-run"], r"dry run", code=0),
+    Case("npz-3-channels-for-1-channel-model", lambda c: [*_npz(c, np.repeat(c.x, 3, axis=1)), "--dry-run"], r"dry run", code=0),
     Case("npz-2-channels", lambda c: _npz(c, np.repeat(c.x, 2, axis=1)),
          r"cannot tell the channel axis of images shaped \(36, 2, 16, 16\)"),
     Case("npz-5d-images", lambda c: _npz(c, c.x[:, None]),

@@ -256,7 +256,8 @@ def test_killed_runs_never_replace_a_good_report(stubs, linear_onnx, members_npz
         shutil.copytree(tmp_path / "good", work / "report")
         marker = work / "marker"
         argv = [sys.executable, str(stubs / "slow_write.py"), "-q", "run", "factory:auditor.testing:TinyNet", "--input-shape", "1,16,16",
-                "--members", str(members_npz), "--plugins", "stub_good", "--out", str(work / "report"), *blocked]
+                "--members", str(members_npz), "--plugins", "stub_good", "--out", str(work / "report"), *blocked,
+                "--accept-low-accuracy"]  # an untrained TinyNet: past the preflight only by the documented override
         runs.append((sig, work, marker, _popen(argv, {**env, "HOSTILE_WRITE_MARKER": str(marker)}, work / "marker.log")))
     try:
         for sig, work, marker, proc in runs:
@@ -392,6 +393,7 @@ def test_same_seed_gives_the_same_report_numbers(tiny_onnx_path, members_npz, re
         assert code == 0, (stdout, err)
         report = json.loads((tmp_path / run / "report.json").read_text())
         assert report["config"]["report"].pop("out").endswith(run)
+        assert report.pop("command").endswith(run)  # the reproduce command names the --out folder too
         reports.append(_strip_volatile(report))
     same = reports[0] == reports[1]
     corpus("determinism", "two smoke runs, seed 3", 0, "identical report.json apart from dates and durations" if same else "DIFFERENT",
