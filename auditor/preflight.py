@@ -59,6 +59,10 @@ class _Candidate:
     fit: str | None
     accuracy: float = 0.0
     cross_entropy: float = float("inf")
+    logits: torch.Tensor | None = None
+
+    def score(self, labels: torch.Tensor) -> None:
+        self.accuracy, self.cross_entropy = _scores(self.logits, labels)  # type: ignore[arg-type]
 
 
 def balanced_sample(images: LabeledImages, per_class: int, seed: int = 0) -> LabeledImages:
@@ -71,12 +75,15 @@ def balanced_sample(images: LabeledImages, per_class: int, seed: int = 0) -> Lab
     return images.subset(torch.sort(torch.cat(keep)).values)
 
 
+def _scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    if not torch.isfinite(logits).all():
+        return 0.0, float("inf")
+    return float((logits.argmax(1) == labels).float().mean()), float(F.cross_entropy(logits.double(), labels))
+
+
 def _measure(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
     logits = model.logits(images)
-    if not torch.isfinite(logits).all():
-        return 0.0, float("inf"), logits.argmax(1)
-    predicted = logits.argmax(1)
-    return float((predicted == labels).float().mean()), float(F.cross_entropy(logits.double(), labels)), predicted
+    return (*_scores(logits, labels), logits.argmax(1))
 
 
 def _transforms(sample: torch.Tensor, channels: int) -> list[tuple[str, dict]]:
@@ -136,6 +143,19 @@ def choose(found: list[_Candidate], sample_size: int) -> _Candidate:
     tied = [c for c in found if c.accuracy >= best - 1.0 / max(sample_size, 1) + 1e-9]
     lowest = min(c.cross_entropy for c in tied)
     return next(c for c in tied if c.cross_entropy <= max(lowest * (1 + CE_TIE), CE_CONFIDENT) + 1e-9)
+
+
+def _permutation(tried: list[_Candidate], labels: torch.Tensor, num_classes: int,
+                 floor: float) -> tuple[list[int] | None, float | None]:
+    """The class order under which some candidate classifies much better (by 0.2 and above the floor), if any."""
+    best_plain = max(c.accuracy for c in tried)
+    if best_plain >= 0.9:
+        return None, None
+    found = [(*class_permutation(c.logits.argmax(1), labels, num_classes), c) for c in tried]  # type: ignore[union-attr]
+    mapping, accuracy, _ = max(found, key=lambda f: f[1])
+    if mapping == list(range(num_classes)) or accuracy < max(floor, best_plain + 0.2):
+        return None, None
+    return mapping, accuracy
 
 
 def class_permutation(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[list[int], float]:
@@ -199,31 +219,28 @@ def run_preflight(model: Classifier, data: AuditData, settings: PreflightSetting
     tried = candidates(model, search.images, transform_given=transform_given, layout_given=layout_given)
     for c in tried:
         model.set_preprocess(c.preprocess)
-        images = search.images if c.fit is None else fit_images(search.images, model.input_shape, c.fit)
-        c.accuracy, c.cross_entropy, _ = _measure(model, images, search.labels)
-        passes += len(images)
+        c.logits = model.logits(search.images if c.fit is None else fit_images(search.images, model.input_shape, c.fit))
+        c.score(search.labels)
+        passes += len(search)
+    floor = settings.floor_for(model.num_classes)
+    notes: list[str] = []
+    mapping, permuted = _permutation(tried, search.labels, model.num_classes, floor)
+    applied = False
+    if mapping is not None:
+        notes.append(f"the model's classes fit the data's much better in another order ({permuted:.1%} of a sample instead of "
+                     f"{max(c.accuracy for c in tried):.1%}); data class c is model class {mapping}[c]")
+        if settings.accept_class_permutation:
+            data, applied = relabel(data, mapping), True
+            relabelled = torch.tensor(mapping)[search.labels]
+            for c in tried:
+                c.score(relabelled)
+            notes.append("the class order was changed as found (--accept-class-permutation)")
     chosen = choose(tried, len(search))
     model.set_preprocess(chosen.preprocess)
     data = refit_data(data, chosen.fit, model.input_shape)
-    floor = settings.floor_for(model.num_classes)
-    notes: list[str] = []
     members = balanced_sample(data.members, settings.measure_per_class, seed + 1)
-    accuracy, ce, predicted = _measure(model, members.images, members.labels)
+    accuracy, ce, _ = _measure(model, members.images, members.labels)
     passes += len(members)
-    mapping, permuted = None, None
-    if accuracy < 0.9:
-        found, found_accuracy = class_permutation(predicted, members.labels, model.num_classes)
-        if found != list(range(model.num_classes)) and found_accuracy >= max(floor, accuracy + 0.2):
-            mapping, permuted = found, found_accuracy
-            notes.append(f"the model's classes fit the data's much better in another order ({permuted:.1%} instead of "
-                         f"{accuracy:.1%}); data class c is model class {mapping}[c]")
-    applied = False
-    if mapping is not None and settings.accept_class_permutation:
-        data, applied = relabel(data, mapping), True
-        members = balanced_sample(data.members, settings.measure_per_class, seed + 1)
-        accuracy, ce, _ = _measure(model, members.images, members.labels)
-        passes += len(members)
-        notes.append("the class order was changed as found (--accept-class-permutation)")
     reference_accuracy = reference_ce = None
     reference_n = 0
     if data.reference is not None:
