@@ -182,11 +182,14 @@ class OnnxClassifier(Classifier):
     # -- gradients through onnx2pytorch
     def _convert(self, spec: ModelSpec) -> tuple[float | None, str | None]:
         try:
+            import onnx
             from onnx2pytorch import ConvertModel
 
+            source = onnx.ModelProto()
+            source.CopyFrom(self.onnx_model)  # ConvertModel edits the graph in place (it drops an Add after a MatMul)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                net = ConvertModel(self.onnx_model, experimental=True).eval()
+                net = ConvertModel(source, experimental=True).eval()
         except Exception as exc:  # converter raises many types for unsupported graphs
             reason = f"onnx2pytorch conversion failed: {type(exc).__name__}: {exc}"
             log.warning("%s; gradients unavailable, queries still work", reason)

@@ -37,6 +37,8 @@ class Stage:
     ops: list[Op] = field(default_factory=list)
     act: str | None = None  # "sign" (0 -> 0), "ge0" (0 -> +1), None: logits
     inexact: list[str] = field(default_factory=list)
+    out_scale: np.ndarray | None = None  # the activation is ±out_scale: folded into the next linear map's columns
+    pending: str | None = None  # a comparison (ONNX GreaterOrEqual) waiting for its Where
 
 
 # --------------------------------------------------------------------------- torch front end
@@ -164,8 +166,10 @@ def stages_from_onnx(model, name: str = "the ONNX graph") -> list[Stage]:  # mod
     """Parse a chain-shaped ONNX graph into stages."""
     from onnx import helper, numpy_helper
 
+    from auditor_bnn_sat.onnx_act import COMPARE
+
     graph = model.graph
-    if not any(node.op_type == "Sign" for node in graph.node):
+    if not any(node.op_type in ("Sign", *COMPARE) for node in graph.node):
         ops = list(dict.fromkeys(node.op_type for node in graph.node if node.op_type != "Constant"))
         raise not_bnn(f"{name} has no sign activation (its operations: {', '.join(ops[:12])}{', ...' if len(ops) > 12 else ''}); "
                       "bnn_sat applies only to binarised networks")
@@ -187,12 +191,16 @@ def stages_from_onnx(model, name: str = "the ONNX graph") -> list[Stage]:  # mod
             raise not_bnn(f"the graph is not a chain: node {node.op_type} ({node.name}) reads {ins}")
         _apply_onnx_node(node, attrs, cur, consts, stages)
         cur = node.output[0]
+    if stages[-1].pending is not None:
+        raise not_bnn(f"{stages[-1].pending} is not followed by Where(cond, +a, -a)")
     if [o.name for o in graph.output] != [cur]:
         raise not_bnn(f"the graph output {[o.name for o in graph.output]} is not the end of the chain {cur}")
     return stages
 
 
 def _apply_onnx_node(node, attrs: dict, cur: str, consts: dict, stages: list[Stage]) -> None:
+    from auditor_bnn_sat.onnx_act import COMPARE, after_activation, apply_compare, apply_where, column_scale
+
     op, st = node.op_type, stages[-1]
     other = [consts[i] for i in node.input if i and i != cur]
     if op in ("MatMul", "Gemm"):
@@ -209,7 +217,10 @@ def _apply_onnx_node(node, attrs: dict, cur: str, consts: dict, stages: list[Sta
             alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
         if st.act is None:
             raise not_bnn(f"{op} {node.name} is not preceded by a sign activation")
-        stage = Stage(np.asarray(w, dtype=np.float64) * alpha)
+        w = np.asarray(w, dtype=np.float64) * alpha
+        if st.out_scale is not None:  # activation ±a times W: the same map as ±1 times W·a (column-wise)
+            w = w * column_scale(st.out_scale, w.shape[1], node)
+        stage = Stage(w)
         if bias is not None:
             bb = (np.asarray(bias, dtype=np.float32) * np.float32(beta)).astype(np.float32)
             stage.ops.append(lambda v, bb=bb: (v + bb).astype(np.float32))
@@ -217,10 +228,16 @@ def _apply_onnx_node(node, attrs: dict, cur: str, consts: dict, stages: list[Sta
                 stage.inexact.append(f"{op} bias added inside the matrix product may round")
         stages.append(stage)
         return
+    if st.pending is not None:
+        apply_where(node, cur, consts, st)
+        return
     if st.act is not None:
-        raise not_bnn(f"{op} {node.name} follows a sign activation; expected MatMul or Gemm")
+        after_activation(node, attrs, cur, other, st)
+        return
     if op == "Sign":
         st.act = "sign"
+    elif op in COMPARE:
+        apply_compare(node, cur, other, st)
     elif op in ("Identity", "Dropout") or (op == "Cast" and attrs.get("to", 1) == 1):
         pass
     elif op in ("Flatten", "Reshape"):
@@ -243,4 +260,6 @@ def _apply_onnx_node(node, attrs: dict, cur: str, consts: dict, stages: list[Sta
     elif op in ("Softmax", "LogSoftmax") and st.weight is not None:
         st.inexact.append(f"{op} after the logits (argmax ties may differ within float rounding)")
     else:
-        raise not_bnn(f"unsupported ONNX op {op} ({node.name}); expected Sign, MatMul/Gemm, BatchNormalization, Add/Sub/Mul/Div, Flatten")
+        raise not_bnn(f"unsupported ONNX op {op} ({node.name}); expected Sign or GreaterOrEqual+Where, MatMul/Gemm, "
+                      "BatchNormalization, Add/Sub/Mul/Div, Flatten")
+
