@@ -76,3 +76,13 @@ def likeness_scale(data: AuditData, per_class: int = 20) -> dict[str, float]:
         blur.append(ssim_matrix(members.mean(0, keepdim=True), members).max(1).values.mean())
         real.append(ssim_matrix(data.reference.of_class(k)[:per_class], members).max(1).values.mean())
     return {"class_average_ssim": float(torch.stack(blur).mean()), "unseen_real_ssim": float(torch.stack(real).mean())}
+
+
+def replace_section(path: Path, start: str, end: str, section: str) -> None:
+    """Put a generated ``section`` (which begins with ``start`` and ends with ``end``) into ``path``, replacing the old one."""
+    text = path.read_text() if path.exists() else ""
+    if start in text and end in text:
+        text = text[:text.index(start)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)

@@ -154,3 +154,26 @@ def test_factory_model_expecting_0_255(kit, grey_cnn, members, data_files, tmp_p
     assert code == 0, err
     assert kit.chosen(out)[0] == "[0, 255]"
     _accuracy_matches(kit, out, grey_cnn, members)
+
+
+def test_every_builtin_attack_runs_on_a_keras_style_file(kit, rgb_mlp, data_files, tmp_path):
+    """NHWC, 0-255, Softmax at the end, no flags: every installed attack runs a few steps (smoke) on the preflight's choice."""
+    import json
+
+    from auditor.cli import main
+    from auditor.plugins import collect_attacks, get_plugin_manager
+
+    wrapped = kit.Wrapped(rgb_mlp, lambda x: x.permute(0, 3, 1, 2) / 255.0, head=lambda z: torch.softmax(z, 1))
+    path = kit.export(wrapped, torch.rand(2, 32, 32, 3) * 255, tmp_path / "m.onnx")
+    code = main(["-q", "run", str(path), "--members", str(data_files[2]), "--reference", str(data_files[3]), "--smoke",
+                 "--fail-on", "never", "--out", str(tmp_path / "out")])
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["preflight"]["chosen"] == "[0, 255]" and report["model"]["outputs_kind"] == "logits"
+    statuses = {r["attack"]: (r["status"], r.get("reason") or "") for r in report["results"]}
+    assert set(collect_attacks(get_plugin_manager())) <= set(statuses)
+    for name, (status, reason) in statuses.items():
+        if name == "bnn_sat":
+            assert status == "skipped" and "not a binarised network" in reason
+        else:
+            assert status == "completed", (name, reason)
+    assert code == 0
