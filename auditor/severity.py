@@ -1,82 +1,9 @@
-"""Findings from reconstruction scores, by documented and configurable thresholds (``[severity]``).
+"""Deprecated location: ``auditor.severity`` moved to :mod:`auditor.core.severity`; this alias keeps old imports working."""
+import sys
+import warnings
 
-A reconstruction is a *likely copy* of a training image when its nearest-member similarity exceeds
-the conformal threshold at ``alpha`` set on calibration non-members of its class, and it is closer to
-that member than to an equal-size pool of non-members (:mod:`auditor.scoring`). Held-out real
-non-members go through the same rule; the binomial test's null rate is the larger of their rate and
-``alpha``. Levels:
+import auditor.core.severity as _moved
 
-* high: the likely copies exceed the null with one-sided binomial p <= ``copy_test_level_high``
-  (default 0.001) and point to at least ``copy_members_high`` (3) distinct members;
-* medium: they exceed it with p <= ``copy_test_level`` (0.01); or the null-centred gap is at least
-  ``gap_medium`` (0.02) with its interval above zero;
-* low: the null-centred gap's interval lies above zero, the gap below ``gap_medium``;
-* info: nothing above; or the scores are uncalibrated (no reference set).
-"""
-from __future__ import annotations
-
-from auditor.config import SeverityThresholds
-from auditor.results import AttackResult, Finding, Scores, Severity
-
-_THRESHOLDS = SeverityThresholds()
-
-
-def set_thresholds(thresholds: SeverityThresholds) -> None:
-    global _THRESHOLDS
-    _THRESHOLDS = thresholds
-
-
-def copy_severity(s: Scores, t: SeverityThresholds) -> Severity | None:
-    """The level the likely copies reach against the null, or None when they do not exceed it."""
-    if s.copy_p_value is None or not s.likely_copies:
-        return None
-    if s.copy_p_value <= t.copy_test_level_high and (s.distinct_members_recovered or 0) >= t.copy_members_high:
-        return Severity.HIGH
-    if s.copy_p_value <= t.copy_test_level:
-        return Severity.MEDIUM
-    return None
-
-
-def _copy_detail(s: Scores) -> str:
-    n = len(s.samples)
-    text = (f"{s.likely_copies} of {n} reconstructions ({s.distinct_members_recovered} distinct training images) are likely "
-            f"copies; held-out real non-members scored the same way are likely copies at {(s.null_copy_rate or 0.0):.1%} "
-            f"({s.null_likely_copies} of {s.null_count}), so {s.copy_expected_by_null or 0.0:.1f} are expected by chance "
-            f"(rate {s.copy_null_rate or 0.0:.2%}); one-sided binomial p = {s.copy_p_value:.2g}.")
-    if not s.copy_rule_calibrated and s.alpha is not None:
-        text += f" The threshold is uncalibrated at alpha = {s.alpha_requested:g} and ran at {s.alpha:.3g}."
-    return text
-
-
-def reconstruction_findings(attack: str, result: AttackResult, thresholds: SeverityThresholds | None = None) -> list[Finding]:
-    t = thresholds or _THRESHOLDS
-    s = result.scores
-    if s is None or not s.samples:
-        return []
-    if not s.calibrated:
-        return [Finding(attack=attack, title="Reconstruction scores are uncalibrated (no reference set)", severity=Severity.INFO,
-                        metric="best_ssim_mean", value=s.best_ssim_mean,
-                        detail="Without non-member images the tool cannot tell training-data leakage from class-typical images. "
-                               "Pass --reference to calibrate.")]
-    findings: list[Finding] = []
-    level = copy_severity(s, t)
-    if level is not None:
-        findings.append(Finding(attack=attack, title="Reconstructions copy training images", severity=level,
-                                metric="copy_p_value", value=s.copy_p_value,
-                                threshold=t.copy_test_level_high if level is Severity.HIGH else t.copy_test_level,
-                                detail=_copy_detail(s)))
-    centred = s.gap_kind == "null_centred"
-    if s.gap is not None and s.gap_ci_low is not None and s.gap_ci_low > 0:
-        gap_level = Severity.MEDIUM if s.gap >= t.gap_medium else Severity.LOW
-        what = (f"Reconstructions' member-minus-non-member gap {s.raw_gap:+.3f} minus the null's {s.null_gap:+.3f}: "
-                if centred else "Mean best-SSIM to members minus to non-members (equal pools): ")
-        findings.append(Finding(attack=attack, title="Reconstructions resemble members more than non-members do", severity=gap_level,
-                                metric="gap", value=s.gap, threshold=t.gap_medium,
-                                detail=f"{what}{s.gap:+.3f} (interval {s.gap_ci_low:+.3f} to {s.gap_ci_high:+.3f})."))
-    if not findings:
-        detail = "Reconstructions are no closer to members than held-out non-members are. This is not a proof of privacy."
-        if s.likely_copies:
-            detail = _copy_detail(s) + " That is within what the null predicts. This is not a proof of privacy."
-        findings.append(Finding(attack=attack, title="No training-data leakage detected by this attack", severity=Severity.INFO,
-                                metric="gap", value=s.gap, detail=detail))
-    return findings
+warnings.warn("auditor.severity is deprecated; import from auditor.core.severity (or the public API: `from auditor import ...`)",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _moved

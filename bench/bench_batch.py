@@ -36,7 +36,7 @@ SHAPE = (1, 28, 28)
 def build(root: Path, n_models: int) -> None:
     import numpy as np
 
-    from auditor.testing import export_tiny_onnx, make_audit_data, train_tiny
+    from auditor.lab.testing import export_tiny_onnx, make_audit_data, train_tiny
 
     data = make_audit_data(n_members=20, n_reference=20, image_shape=SHAPE, num_classes=10)
     np.savez(root / "members.npz", x=data.members.images.numpy(), y=data.members.labels.numpy())

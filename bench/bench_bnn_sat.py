@@ -8,7 +8,7 @@ Trains (or reuses from ``--work``) BNNs 100-100-10 (10x10 inputs), 784-100-10,
 784-100-100-10, 784-200-100-100-100-10 and a SAT-friendly sparse 784-100-10 on sign-binarised
 MNIST, then times one query per class for each strategy / solver / encoding / phase setting,
 from scratch (no data) and seeded (phases from one *test* image of the class). Prints a table
-and writes ``bench/results/bnn_sat.json``. Needs MNIST under ``auditor.paths.datasets_dir()``.
+and writes ``bench/results/bnn_sat.json``. Needs MNIST under ``auditor.core.paths.datasets_dir()``.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from auditor.paths import datasets_dir
+from auditor.core.paths import datasets_dir
 from auditor_bnn_sat.encode import Encoder, formula_size
 from auditor_bnn_sat.fold import extract_network
 from auditor_bnn_sat.phases import relaxed_bits

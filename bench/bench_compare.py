@@ -22,9 +22,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table, trained, write_json  # noqa: E402
 
-from auditor.attack import RunContext  # noqa: E402
-from auditor.images import make_grid, png_base64  # noqa: E402
-from auditor.scoring import ScoringConfig, score_reconstructions  # noqa: E402
+from auditor.core.attack import RunContext  # noqa: E402
+from auditor.report.images import make_grid, png_base64  # noqa: E402
+from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions  # noqa: E402
 
 PER_CLASS = 10
 

@@ -22,11 +22,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import binom  # noqa: E402
 
-from auditor.data import AuditData, balanced_subset, load_images  # noqa: E402
-from auditor.presets import preset  # noqa: E402
-from auditor.results import AttackResult  # noqa: E402
-from auditor.scoring import ScoringConfig, score_reconstructions  # noqa: E402
-from auditor.severity import reconstruction_findings  # noqa: E402
+from auditor.data.sets import AuditData, balanced_subset, load_images  # noqa: E402
+from auditor.lab.presets import preset  # noqa: E402
+from auditor.core.results import AttackResult  # noqa: E402
+from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions  # noqa: E402
+from auditor.core.severity import reconstruction_findings  # noqa: E402
 from bench.common import table, write_json  # noqa: E402
 
 

@@ -61,8 +61,8 @@ def main() -> None:
     p.add_argument("--plugins", default="inversion,tldr,shortcut,bnn_sat")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from auditor.data import balanced_subset, load_images
-    from auditor.presets import preset
+    from auditor.data.sets import balanced_subset, load_images
+    from auditor.lab.presets import preset
 
     import numpy as np
 
@@ -87,7 +87,7 @@ def main() -> None:
         targets.append((f"mnist-{arch}", "torch", f"export:{pt2}", str(members_npz), ["--input-shape", "1,28,28"]))
     demo_onnx = work / "demo" / "model" / "digits-cnn.onnx"
     if not demo_onnx.exists():
-        from auditor.demo import train_demo_model
+        from auditor.lab.demo import train_demo_model
 
         train_demo_model(work / "demo" / "model")
     targets.insert(0, ("demo (digits CNN)", "onnx", str(demo_onnx), "digits:train", []))

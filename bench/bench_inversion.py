@@ -18,10 +18,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import likeness_scale, mnist_data, table, trained, write_json  # noqa: E402
 
-from auditor.attack import RunContext  # noqa: E402
-from auditor.loaders import load_model  # noqa: E402
-from auditor.model import ModelSpec  # noqa: E402
-from auditor.scoring import ssim_matrix  # noqa: E402
+from auditor.core.attack import RunContext  # noqa: E402
+from auditor.models.loaders import load_model  # noqa: E402
+from auditor.models.model import ModelSpec  # noqa: E402
+from auditor.scoring.reconstructions import ssim_matrix  # noqa: E402
 from auditor_inversion.attack import class_statistics  # noqa: E402
 from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator  # noqa: E402
 

@@ -5,7 +5,7 @@
     python bench/bench_kkt.py --quick                                 # 60 s per attack, the 100-image MLP and the 2,000 control
 
 Targets and their recipes: bench/kkt_targets.py (cached in bench/cache/). Scoring goes through the core
-(auditor.runner.run_audit) with the affine comparison when the core has it, for every method alike. Finished
+(auditor.engine.runner.run_audit) with the affine comparison when the core has it, for every method alike. Finished
 (row, method, budget) entries in bench/results/kkt.json are skipped (``--force`` reruns them). Writes
 bench/results/kkt.json and the generated kkt section of docs/benchmarks.md; prints the same table.
 """
@@ -46,16 +46,16 @@ def attack_options(method: str, budget: float, r: Recipe) -> dict[str, object]:
 
 
 def comparison() -> str | None:
-    from auditor.scoring import ScoringConfig
+    from auditor.scoring.reconstructions import ScoringConfig
 
     return "affine" if "comparison" in ScoringConfig.model_fields else None
 
 
 def run_one(r: Recipe, method: str, budget: float, model, data) -> dict[str, object]:  # noqa: ANN001
-    from auditor.config import AuditConfig
-    from auditor.model import ModelSpec
-    from auditor.plugins import get_plugin_manager
-    from auditor.runner import run_audit
+    from auditor.engine.config import AuditConfig
+    from auditor.models.model import ModelSpec
+    from auditor.engine.plugins import get_plugin_manager
+    from auditor.engine.runner import run_audit
 
     scoring = {"comparison": comparison()} if comparison() else {}
     config = AuditConfig.model_validate({

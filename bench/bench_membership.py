@@ -27,12 +27,12 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, table, trained, write_json  # noqa: E402
 
-from auditor import zoo  # noqa: E402
-from auditor.attack import RunContext  # noqa: E402
-from auditor.data import AuditData, balanced_subset, load_images  # noqa: E402
-from auditor.model import Preprocess, from_module  # noqa: E402
-from auditor.presets import preset  # noqa: E402
-from auditor.results import AttackResult  # noqa: E402
+from auditor.lab import zoo  # noqa: E402
+from auditor.core.attack import RunContext  # noqa: E402
+from auditor.data.sets import AuditData, balanced_subset, load_images  # noqa: E402
+from auditor.models.model import Preprocess, from_module  # noqa: E402
+from auditor.lab.presets import preset  # noqa: E402
+from auditor.core.results import AttackResult  # noqa: E402
 from auditor_membership import MembershipConfig, MembershipInference  # noqa: E402
 from auditor_membership.attack import evaluation_split  # noqa: E402
 

@@ -23,9 +23,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, replace_section, table, trained, write_json  # noqa: E402
 
-from auditor.config import build_config  # noqa: E402
-from auditor.plugins import get_plugin_manager  # noqa: E402
-from auditor.runner import run_audit  # noqa: E402
+from auditor.engine.config import build_config  # noqa: E402
+from auditor.engine.plugins import get_plugin_manager  # noqa: E402
+from auditor.engine.runner import run_audit  # noqa: E402
 
 START, END = "<!-- bench_preprocessing:start -->", "<!-- bench_preprocessing:end -->"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -89,7 +89,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     steps = args.steps or (200 if args.quick else 600)
     model, logits_path, data = trained("mnist", "mlp", 1000)
-    from auditor.presets import preset
+    from auditor.lab.presets import preset
 
     ds = preset("mnist")
     softmax_path = export_softmax_255(model.network(), ds, data.image_shape, CACHE / "mnist-mlp-1000-s0-softmax255.onnx")

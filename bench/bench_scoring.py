@@ -1,4 +1,4 @@
-"""Benchmark auditor.scoring on MNIST: SSIM agreement/speed vs scikit-image and nearest-member search.
+"""Benchmark auditor.scoring.reconstructions on MNIST: SSIM agreement/speed vs scikit-image and nearest-member search.
 
 Usage: ``python bench/bench_scoring.py [--quick] [--out bench/results/scoring.json]``
 
@@ -28,9 +28,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
-from auditor.data import AuditData, LabeledImages, load_images  # noqa: E402
-from auditor.paths import datasets_dir  # noqa: E402
-from auditor.scoring import ScoringConfig, score_reconstructions, ssim, ssim_matrix  # noqa: E402
+from auditor.data.sets import AuditData, LabeledImages, load_images  # noqa: E402
+from auditor.core.paths import datasets_dir  # noqa: E402
+from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions, ssim, ssim_matrix  # noqa: E402
 
 
 def _skimage(a: torch.Tensor, b: torch.Tensor) -> float:

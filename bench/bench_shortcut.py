@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
 
 import torch  # noqa: E402
 
-from auditor import zoo  # noqa: E402
-from auditor.attack import RunContext  # noqa: E402
-from auditor.data import AuditData, load_images  # noqa: E402
-from auditor.model import from_module  # noqa: E402
-from auditor.paths import datasets_dir  # noqa: E402
+from auditor.lab import zoo  # noqa: E402
+from auditor.core.attack import RunContext  # noqa: E402
+from auditor.data.sets import AuditData, load_images  # noqa: E402
+from auditor.models.model import from_module  # noqa: E402
+from auditor.core.paths import datasets_dir  # noqa: E402
 from auditor_shortcut.attack import ShortcutConfig, ShortcutProbe  # noqa: E402
 from auditor_shortcut.planting import Shortcut, ShortcutSpec  # noqa: E402
 from auditor_shortcut.probe import within_cell  # noqa: E402

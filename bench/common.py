@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from auditor import zoo
-from auditor.data import AuditData, balanced_subset, load_images
-from auditor.model import from_module
-from auditor.presets import preset
+from auditor.lab import zoo
+from auditor.data.sets import AuditData, balanced_subset, load_images
+from auditor.models.model import from_module
+from auditor.lab.presets import preset
 
 log = logging.getLogger("bench")
 CACHE = Path(__file__).resolve().parent / "cache"
@@ -68,7 +68,7 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 def likeness_scale(data: AuditData, per_class: int = 20) -> dict[str, float]:
     """For scale: mean best SSIM to the class's members of the class-average image, and of ``per_class`` real unseen images."""
-    from auditor.scoring import ssim_matrix
+    from auditor.scoring.reconstructions import ssim_matrix
 
     blur, real = [], []
     for k in range(data.num_classes):

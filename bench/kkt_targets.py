@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from auditor.data import AuditData, balanced_subset, load_images
-from auditor.model import from_module
-from auditor.presets import preset
+from auditor.data.sets import AuditData, balanced_subset, load_images
+from auditor.models.model import from_module
+from auditor.lab.presets import preset
 
 log = logging.getLogger("bench.kkt")
 

@@ -54,9 +54,9 @@ VARIANTS: dict[str, dict] = {
 
 def load(args: argparse.Namespace):  # noqa: ANN201
     if args.data_file:
-        from auditor import zoo
-        from auditor.data import AuditData, LabeledImages
-        from auditor.model import from_module
+        from auditor.lab import zoo
+        from auditor.data.sets import AuditData, LabeledImages
+        from auditor.models.model import from_module
         blob = torch.load(args.data_file, weights_only=True)
         data = AuditData(LabeledImages(blob["members_x"], blob["members_y"], "members"),
                          LabeledImages(blob["reference_x"], blob["reference_y"], "reference"),
@@ -73,9 +73,9 @@ def load(args: argparse.Namespace):  # noqa: ANN201
 def run_variant(job: tuple[str, dict, argparse.Namespace]) -> dict:
     name, overrides, args = job
     torch.set_num_threads(args.threads)
-    from auditor.attack import RunContext
-    from auditor.images import make_grid, png_base64
-    from auditor.scoring import ScoringConfig, score_reconstructions
+    from auditor.core.attack import RunContext
+    from auditor.report.images import make_grid, png_base64
+    from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
     from auditor_inversion.attack import class_statistics
     from auditor_tldr.attack import TldrConfig, TrainingLikeDataReconstruction
 

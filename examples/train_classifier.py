@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from auditor import zoo
-from auditor.data import load_images
-from auditor.presets import PRESETS, preset
+from auditor.lab import zoo
+from auditor.data.sets import load_images
+from auditor.lab.presets import PRESETS, preset
 
 
 

@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-pytest_plugins = ["auditor.testing"]
+pytest_plugins = ["auditor.lab.testing"]
 
 for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -10,7 +10,7 @@ for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
 
 @pytest.fixture(scope="session")
 def datasets():
-    from auditor.paths import datasets_dir
+    from auditor.core.paths import datasets_dir
 
     root = datasets_dir()
     if root is None:

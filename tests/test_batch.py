@@ -17,11 +17,11 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="audit batch needs Ray: python3 -m pip install 'auditor[batch]'")
 
-from auditor.batch_manifest import expand, parse_manifest  # noqa: E402
-from auditor.batch_outputs import most_severe  # noqa: E402
-from auditor.batch_worker import FAULT_ENV, PARTIAL_PREFIX  # noqa: E402
-from auditor.cli import main  # noqa: E402
-from auditor.testing import IMAGE_SHAPE, export_tiny_onnx, make_audit_data, train_tiny  # noqa: E402
+from auditor.batch.manifest import expand, parse_manifest  # noqa: E402
+from auditor.batch.outputs import most_severe  # noqa: E402
+from auditor.batch.worker import FAULT_ENV, PARTIAL_PREFIX  # noqa: E402
+from auditor.cli.main import main  # noqa: E402
+from auditor.lab.testing import IMAGE_SHAPE, export_tiny_onnx, make_audit_data, train_tiny  # noqa: E402
 
 GOOD = ["m0.onnx", "m1.onnx", "m2.onnx"]
 TIMING_KEYS = {"created", "duration_s", "train_seconds", "seconds"}
@@ -106,7 +106,7 @@ def test_manifest_per_model_overrides_and_globs(tmp_path):
         '[data]\nmembers = "digits"\n[run]\nplugins = ["inversion"]\nseed = 1\n'
         '[[models]]\nglob = "../ckpt/*.onnx"\n'
         '[[models]]\nsource = "../ckpt/x.onnx"\nname = "x-seed2"\nrun = { seed = 2 }\n')
-    from auditor.config import load_toml
+    from auditor.engine.config import load_toml
 
     items = expand(parse_manifest(load_toml(tmp_path / "toml" / "batch.toml")), tmp_path / "toml", [])
     assert [i.name for i in items] == ["x.onnx", "y.onnx", "x-seed2"]
@@ -204,8 +204,8 @@ def test_privacy_study_runs_its_cells_on_ray(tmp_path, local_ray):  # noqa: ANN0
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch, workdir):
     import sys
 
-    from auditor.batch_engine import Cell, run_cells
-    from auditor.errors import UsageError
+    from auditor.batch.engine import Cell, run_cells
+    from auditor.core.errors import UsageError
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(UsageError, match=r"auditor\[batch\]"):

@@ -8,11 +8,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from auditor.attack import Capability, RunContext
-from auditor.data import AuditData, LabeledImages
-from auditor.errors import CapabilityError
-from auditor.model import from_module
-from auditor.results import AttackResult
+from auditor.core.attack import Capability, RunContext
+from auditor.data.sets import AuditData, LabeledImages
+from auditor.core.errors import CapabilityError
+from auditor.models.model import from_module
+from auditor.core.results import AttackResult
 from auditor_bnn_sat import BnnSatInversion, auditor_register_attacks
 from auditor_bnn_sat.bnn import random_bnn
 from auditor_bnn_sat.fold import extract_network
@@ -107,7 +107,7 @@ def test_non_binarised_model_is_skipped_with_reason():
 def test_deadline_is_honoured():
     import time
 
-    from auditor.errors import AttackTimeout
+    from auditor.core.errors import AttackTimeout
 
     model = random_bnn([25, 12, 8, 4], SHAPE, seed=2)
     clf = from_module(model, num_classes=4, input_shape=SHAPE)
@@ -116,6 +116,6 @@ def test_deadline_is_honoured():
 
 
 def test_entry_point_registers_the_attack():
-    from auditor.plugins import collect_attacks, get_plugin_manager
+    from auditor.engine.plugins import collect_attacks, get_plugin_manager
 
     assert collect_attacks(get_plugin_manager(autoload=True))["bnn_sat"] is BnnSatInversion

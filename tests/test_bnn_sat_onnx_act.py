@@ -16,7 +16,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from auditor.errors import CapabilityError  # noqa: E402
+from auditor.core.errors import CapabilityError  # noqa: E402
 from auditor_bnn_sat.fold import extract_network  # noqa: E402
 
 SHAPE, HIDDEN, CLASSES = (1, 4, 4), 8, 3

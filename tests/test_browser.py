@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from auditor.results import (AttackResult, AuditReport, ClassScore, DataInfo, Figure, Finding, ModelInfo, SampleScore, Scores,
+from auditor.core.results import (AttackResult, AuditReport, ClassScore, DataInfo, Figure, Finding, ModelInfo, SampleScore, Scores,
                              Severity)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,10 +226,10 @@ def audited(tiny_onnx_path, audit_data, tmp_path_factory) -> Path:
         import auditor_loss_threshold
     finally:
         sys.path.remove(str(ROOT / "examples" / "example_plugin" / "src"))
-    from auditor.config import build_config
-    from auditor.plugins import get_plugin_manager
-    from auditor.report import write_report
-    from auditor.runner import run_audit
+    from auditor.engine.config import build_config
+    from auditor.engine.plugins import get_plugin_manager
+    from auditor.report.html import write_report
+    from auditor.engine.runner import run_audit
 
     out = tmp_path_factory.mktemp("browser-report")
     np.savez(out / "members.npz", x=audit_data.members.images.numpy(), y=audit_data.members.labels.numpy())
@@ -256,7 +256,7 @@ def test_report_in_headless_chromium(browser, audited, tmp_path):
 
 
 def test_compare_page_in_headless_chromium(browser, audited, tmp_path):
-    from auditor.cli import main
+    from auditor.cli.main import main
 
     report = AuditReport.model_validate_json((audited / "report.json").read_text())
     other = tmp_path / "other"
@@ -273,7 +273,7 @@ IMG = '"><img src=x onerror=alert(2)>'
 
 
 def test_hostile_text_runs_no_script(browser, tmp_path):
-    from auditor.report import write_report
+    from auditor.report.html import write_report
 
     report = AuditReport(
         tool_version="0.1.0", created="2026-11-28T00:00:00Z", seed=0, fail_on=Severity.HIGH,
@@ -326,7 +326,7 @@ def _synthetic_report() -> AuditReport:
 
 
 def test_synthetic_report_with_every_severity(browser, tmp_path):
-    from auditor.report import write_report
+    from auditor.report.html import write_report
 
     write_report(_synthetic_report(), tmp_path)
     seen = _check_page(browser, tmp_path / "report.html", tmp_path / "synthetic.png")

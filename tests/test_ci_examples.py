@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from auditor.config import build_config, load_toml
+from auditor.engine.config import build_config, load_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 CI = ROOT / "examples" / "ci"
@@ -80,7 +80,7 @@ def test_example_configs_are_valid():
 
 def test_every_configuration_key_is_documented_in_the_example():
     """examples/audit.toml documents audit.toml end to end: every section and key appears (set or commented)."""
-    from auditor.config import AuditConfig
+    from auditor.engine.config import AuditConfig
 
     text = (ROOT / "examples" / "audit.toml").read_text()
     missing = []

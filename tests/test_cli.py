@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from auditor.cli import main
+from auditor.cli.main import main
 
 
 @pytest.fixture

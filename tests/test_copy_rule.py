@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import binom
 
-from auditor.config import SeverityThresholds
-from auditor.data import AuditData, LabeledImages
-from auditor.results import AttackResult, SampleScore, Scores, Severity
-from auditor.scoring import ScoringConfig, score_reconstructions
-from auditor.scoring_calibration import calibration_need, conformal_threshold, copy_p_value, fit_copy_rule, tpr_at_null_fpr
-from auditor.severity import copy_severity, reconstruction_findings
+from auditor.engine.config import SeverityThresholds
+from auditor.data.sets import AuditData, LabeledImages
+from auditor.core.results import AttackResult, SampleScore, Scores, Severity
+from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
+from auditor.scoring.calibration import calibration_need, conformal_threshold, copy_p_value, fit_copy_rule, tpr_at_null_fpr
+from auditor.core.severity import copy_severity, reconstruction_findings
 
 
 def _brute_threshold(values: np.ndarray, alpha: float) -> float | None:
@@ -175,7 +175,7 @@ def test_null_centred_gap_is_centred_on_zero(shift: float) -> None:
 def test_expected_max_against_all_subsets(k: int) -> None:
     import itertools
 
-    from auditor.scoring_gap import expected_max
+    from auditor.scoring.gap import expected_max
 
     s = np.random.default_rng(k).random((3, 8))
     brute = [np.mean([row[list(c)].max() for c in itertools.combinations(range(8), k)]) for row in s]

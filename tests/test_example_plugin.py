@@ -1,6 +1,6 @@
 """The third-party plugin kit, end to end: examples/example_plugin (distribution auditor-loss-threshold).
 
-In process, the plugin is imported from its source folder and driven with the ``auditor.testing``
+In process, the plugin is imported from its source folder and driven with the ``auditor.lab.testing``
 fixtures a plugin author uses. Then it is really installed into this interpreter (pip, no network,
 no build isolation), found through its entry point by ``audit plugins``, run by ``audit run`` on the
 tiny ONNX model with .npz data, and uninstalled, always.
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from auditor.plugins import collect_attacks
-from auditor.results import AttackResult, Severity
+from auditor.engine.plugins import collect_attacks
+from auditor.core.results import AttackResult, Severity
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "example_plugin"
@@ -121,9 +121,9 @@ def test_with_the_auditor_testing_fixtures(membership, plugin_manager, run_attac
 
 
 def test_without_reference_data_it_is_skipped(membership, tiny_classifier, audit_data):
-    from auditor.attack import RunContext
-    from auditor.data import AuditData
-    from auditor.errors import CapabilityError
+    from auditor.core.attack import RunContext
+    from auditor.data.sets import AuditData
+    from auditor.core.errors import CapabilityError
 
     import torch
 
@@ -140,7 +140,7 @@ def _pip(*args: str) -> subprocess.CompletedProcess:
 # `audit plugins --json` then `audit run ARGS` in one fresh interpreter (one torch import instead of two).
 _DRIVER = """
 import contextlib, io, json, sys
-from auditor.cli import main
+from auditor.cli.main import main
 listing = io.StringIO()
 with contextlib.redirect_stdout(listing):
     listed = main(["plugins", "--json"])

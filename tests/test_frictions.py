@@ -1,6 +1,6 @@
 """Issue 19: what a new user types on the first day, and what they see.
 
-Each test starts from an ``audit run ...`` command line (through ``auditor.cli.main``) in a fresh
+Each test starts from an ``audit run ...`` command line (through ``auditor.cli.main.main``) in a fresh
 working folder and checks the message or the working result.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 import torch
 from torch import nn
 
-from auditor.cli import main
-from auditor.testing import IMAGE_SHAPE, TinyNet
+from auditor.cli.main import main
+from auditor.lab.testing import IMAGE_SHAPE, TinyNet
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPE = ",".join(map(str, IMAGE_SHAPE))
@@ -81,8 +81,8 @@ def user(tmp_path, monkeypatch, audit_data, tiny_net, capsys):
 
 
 def _load(source: str, weights: Path | None = None):
-    from auditor.loaders import load_model
-    from auditor.model import ModelSpec
+    from auditor.models.loaders import load_model
+    from auditor.models.model import ModelSpec
 
     return load_model(ModelSpec(source=source, weights=weights, input_shape=IMAGE_SHAPE))
 
@@ -101,7 +101,7 @@ def test_factory_from_a_file_path_and_from_a_module_in_the_current_folder(user):
     torch.testing.assert_close(_load("factory:models/mnist_net.py:make", Path("weights.pt")).logits(x), expected)
 
     # a module beside the user, without PYTHONPATH=.
-    (user.dir / "netdefs.py").write_text("from auditor.testing import TinyNet\n\ndef make():\n    return TinyNet()\n")
+    (user.dir / "netdefs.py").write_text("from auditor.lab.testing import TinyNet\n\ndef make():\n    return TinyNet()\n")
     with pytest.raises(ModuleNotFoundError):  # plain Python does not find it: the loader's fallback is what works
         importlib.import_module("netdefs")
     code, out, err = user.run("run", "factory:netdefs:make", "--weights", "weights.pt", "--input-shape", SHAPE,
@@ -142,7 +142,7 @@ def color():
 def _fitted(folder: Path, members: str, limit: int) -> list[str]:
     """``factory:linear.py:... --weights ... --input-shape ...`` of a linear classifier fitted to exactly the members
     the command names (the audit's preflight wants a model that classifies its members)."""
-    from auditor.data import load_images
+    from auditor.data.sets import load_images
 
     (folder / "linear.py").write_text(LINEAR_FILE)
     data = load_images(members, limit=limit)
@@ -183,8 +183,8 @@ def test_well_known_names_resolve_through_auditor_datasets(user, datasets, monke
                               "--reference-limit", "30", "--dry-run")
     assert code == 0, err
 
-    from auditor.data import load_images
-    from auditor.known_data import locate
+    from auditor.data.sets import load_images
+    from auditor.data.known import locate
 
     first = load_images("fashion-mnist:test")
     assert first.class_names[0] == "T-shirt/top" and len(first) == 10000  # the README of the datasets: 1,000 per class

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from auditor import Attack, AttackOutput, hookimpl, hookspecs
-from auditor.errors import PluginLoadError
-from auditor.plugins import collect_attacks, collect_studies, get_plugin_manager
+from auditor.core.errors import PluginLoadError
+from auditor.engine.plugins import collect_attacks, collect_studies, get_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "plugins" / "README.md").read_text(encoding="utf-8")
@@ -83,7 +83,7 @@ def test_hook_auditor_register_attacks_offers_attack_classes():
 
 
 def test_hook_auditor_register_studies_offers_named_studies():
-    from auditor.study import Study
+    from auditor.lab.study import Study
 
     calls = []
     study = Study(name="tiny-study", summary="records its arguments", main=lambda argv: calls.append(argv) or 0)

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import auditor_inversion
-from auditor.attack import RunContext
-from auditor.model import from_module
+from auditor.core.attack import RunContext
+from auditor.models.model import from_module
 from auditor_inversion.conditioning import class_matrices, soft_vectors
 from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
 from auditor_inversion.features import find_feature_layer, tap_features
@@ -72,8 +72,8 @@ def test_generator_shapes(shape, conditioning):
 def test_feature_layer_finder_torch_timm_and_onnx(tiny_net, tiny_onnx_path):
     import timm
 
-    from auditor.loaders import load_model
-    from auditor.model import ModelSpec
+    from auditor.models.loaders import load_model
+    from auditor.models.model import ModelSpec
 
     name, layer = find_feature_layer(tiny_net)
     assert name == "head.2" and layer.in_features == 32

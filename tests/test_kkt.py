@@ -107,9 +107,9 @@ def test_smoke_run_on_onnx(run_attack) -> None:  # noqa: ANN001
 
 
 def test_torch_model_directly(audit_data) -> None:  # noqa: ANN001
-    from auditor.attack import RunContext
-    from auditor.model import from_module
-    from auditor.testing import IMAGE_SHAPE, NUM_CLASSES, train_tiny
+    from auditor.core.attack import RunContext
+    from auditor.models.model import from_module
+    from auditor.lab.testing import IMAGE_SHAPE, NUM_CLASSES, train_tiny
 
     model = from_module(train_tiny(audit_data, steps=5), num_classes=NUM_CLASSES, input_shape=IMAGE_SHAPE, mean=(0.5,), std=(0.25,))
     attack = auditor_kkt.KktReconstruction(KktConfig(seconds=3.0, steps=20, candidates_per_class=2, min_share=-1e9, output="exact"))

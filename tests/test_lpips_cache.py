@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from auditor.data import AuditData, LabeledImages
-from auditor.errors import ModelLoadError, UsageError
-from auditor.lpips_cache import BACKBONE_FILES, LpipsScorer, install_backbone
-from auditor.scoring import ScoringConfig, score_reconstructions
+from auditor.data.sets import AuditData, LabeledImages
+from auditor.core.errors import ModelLoadError, UsageError
+from auditor.scoring.lpips_scorer import BACKBONE_FILES, LpipsScorer, install_backbone
+from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
 
 SQUEEZE = BACKBONE_FILES["squeeze"]
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 from scipy.stats import beta, betabinom, binomtest
 
-from auditor.attack import RunContext
-from auditor.data import AuditData, LabeledImages
-from auditor.model import from_module
-from auditor.results import AttackResult, Severity
+from auditor.core.attack import RunContext
+from auditor.data.sets import AuditData, LabeledImages
+from auditor.models.model import from_module
+from auditor.core.results import AttackResult, Severity
 from auditor_membership import MembershipConfig, MembershipInference, rmia
 from auditor_membership.calibration import class_pvalues, conformal_rank, set_thresholds, split_reference
 from auditor_membership.metrics import auc, best_balanced_accuracy, exact_rate
@@ -160,7 +160,7 @@ def _noise_set(n: int, seed: int, classes: int = 3) -> LabeledImages:
 
 
 def _memorise(images: LabeledImages, steps: int, seed: int = 0) -> torch.nn.Module:
-    from auditor.testing import TinyNet
+    from auditor.lab.testing import TinyNet
 
     torch.manual_seed(seed)
     net = TinyNet(1, 3, 16)
@@ -258,8 +258,8 @@ def test_reference_models_are_trained_within_budget(memorised):
 
 
 def test_audit_run_finds_the_builtin_through_its_entry_point(tiny_onnx_path, audit_data, tmp_path):
-    from auditor.cli import main
-    from auditor.plugins import get_plugin_manager
+    from auditor.cli.main import main
+    from auditor.engine.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
     assert pm.records["membership"].distribution == "auditor"

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from auditor import zoo
-from auditor.attack import Capability
-from auditor.errors import CapabilityError, ModelLoadError
-from auditor.loaders import load_model
-from auditor.model import ModelSpec, from_module
+from auditor.lab import zoo
+from auditor.core.attack import Capability
+from auditor.core.errors import CapabilityError, ModelLoadError
+from auditor.models.loaders import load_model
+from auditor.models.model import ModelSpec, from_module
 
 
 def _ort_logits(path, x: np.ndarray) -> np.ndarray:
@@ -99,7 +99,7 @@ def test_state_dict_and_safetensors_loading(tiny_net, tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
     monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "tinyfactory.py").write_text("from auditor.testing import TinyNet\ndef make():\n    return TinyNet()\n")
+    (tmp_path / "tinyfactory.py").write_text("from auditor.lab.testing import TinyNet\ndef make():\n    return TinyNet()\n")
     torch.save(tiny_net.state_dict(), tmp_path / "w.pt")
     save_file(tiny_net.state_dict(), str(tmp_path / "w.safetensors"))
     x = torch.rand(3, 1, 16, 16)
@@ -142,7 +142,7 @@ def test_full_module_pickle_is_refused_without_trust(tmp_path):
     with pytest.raises(ModelLoadError, match="trust-model"):
         load_model(ModelSpec(source=f"pickle:{path}", input_shape=(1, 16, 16)))
     with pytest.raises(ModelLoadError, match="weights_only"):
-        load_model(ModelSpec(source="factory:auditor.testing:TinyNet", weights=path, input_shape=(1, 16, 16)))
+        load_model(ModelSpec(source="factory:auditor.lab.testing:TinyNet", weights=path, input_shape=(1, 16, 16)))
     assert not marker.exists()
     with pytest.raises(ModelLoadError, match="use timm:ARCH or factory:module:function"):
         load_model(ModelSpec(source=str(path)))

@@ -8,8 +8,8 @@ import types
 import pytest
 
 from auditor import Attack, AttackOutput, hookimpl
-from auditor.errors import PluginLoadError
-from auditor.plugins import collect_attacks, get_plugin_manager, plugin_infos
+from auditor.core.errors import PluginLoadError
+from auditor.engine.plugins import collect_attacks, get_plugin_manager, plugin_infos
 
 
 def _fake_plugin_module(name: str, attack_name: str) -> types.ModuleType:
@@ -114,8 +114,8 @@ def test_builtin_plugins_come_from_entry_points():
 
 
 def test_hook_auditor_load_model_can_be_intercepted(tiny_net):
-    from auditor.loaders import load_model
-    from auditor.model import ModelSpec, from_module
+    from auditor.models.loaders import load_model
+    from auditor.models.model import ModelSpec, from_module
 
     class CustomSource:
         @hookimpl

@@ -172,8 +172,8 @@ def data():  # noqa: ANN201
 
 @pytest.fixture(scope="module", params=VARIANTS, ids=[v.name for v in VARIANTS])
 def built(request, data, tmp_path_factory):  # noqa: ANN001, ANN201
-    from auditor.loaders import load_model
-    from auditor.model import ModelSpec
+    from auditor.models.loaders import load_model
+    from auditor.models.model import ModelSpec
 
     variant = request.param
     proto = build(variant, data[0], data[1])
@@ -249,7 +249,7 @@ def test_each_quantiser_matches_qonnx_at_zero_and_halves(op, attrs):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
-    from auditor.qonnx_lower import lower_qonnx
+    from auditor.models.qonnx_lower import lower_qonnx
 
     model = _single_quantiser(op, "qonnx.custom_op.general", **attrs)
     x = np.array([[0.0, -0.0, 1e-40, -1e-40, 0.25, -0.25, 0.75, -0.75, 1.25, 3.0, -9.0, 9.0]], np.float32)
@@ -285,7 +285,7 @@ def test_bnn_sat_extracts_the_lowered_network(built, data):
 
 
 def test_bnn_sat_cli_yields_verified_preimages(built, data_files, tmp_path):
-    from auditor.cli import main
+    from auditor.cli.main import main
 
     variant, _, path, _ = built
     if variant is not QONNX:
@@ -305,8 +305,8 @@ def test_bnn_sat_cli_yields_verified_preimages(built, data_files, tmp_path):
 
 
 def test_preimage_with_an_exact_zero_input_is_classified_as_the_solver_says(built, data):
-    from auditor.attack import RunContext
-    from auditor.data import AuditData, LabeledImages
+    from auditor.core.attack import RunContext
+    from auditor.data.sets import AuditData, LabeledImages
     from auditor_bnn_sat import BnnSatInversion
     from auditor_bnn_sat.fold import extract_network
 

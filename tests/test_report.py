@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import re
 
-from auditor.report import load_report, render_html, write_report
-from auditor.results import AttackResult, AuditReport, ClassScore, DataInfo, Figure, Finding, ModelInfo, Scores, Severity
+from auditor.report.html import load_report, render_html, write_report
+from auditor.core.results import AttackResult, AuditReport, ClassScore, DataInfo, Figure, Finding, ModelInfo, Scores, Severity
 
 XSS = '<script>alert(1)</script>'
 IMG = '"><img src=x onerror=alert(2)>'
@@ -54,7 +54,7 @@ def test_no_member_images_drops_private_figures(tmp_path):
 
 
 def test_failed_render_never_replaces_a_good_report(tmp_path, monkeypatch):
-    import auditor.report as report_module
+    import auditor.report.html as report_module
 
     write_report(_hostile_report(), tmp_path)
     good_json, good_html = (tmp_path / "report.json").read_text(), (tmp_path / "report.html").read_text()

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from auditor import Attack, AttackOutput, Capability, hookimpl
-from auditor.errors import UsageError
-from auditor.results import AttackResult, AuditReport, Finding, ModelInfo, Severity
-from auditor.runner import exit_code_for
+from auditor.core.errors import UsageError
+from auditor.core.results import AttackResult, AuditReport, Finding, ModelInfo, Severity
+from auditor.engine.runner import exit_code_for
 
 
 class CopyMembers(Attack):

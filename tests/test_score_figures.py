@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from auditor.data import AuditData, LabeledImages
-from auditor.report import first_screen, render_html
-from auditor.results import AttackResult, AuditReport, Figure, ModelInfo
-from auditor.score_figures import score_figures
-from auditor.scoring import ScoringConfig, score_reconstructions
+from auditor.data.sets import AuditData, LabeledImages
+from auditor.report.html import first_screen, render_html
+from auditor.core.results import AttackResult, AuditReport, Figure, ModelInfo
+from auditor.report.score_figures import score_figures
+from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
 
 
 def _data() -> AuditData:

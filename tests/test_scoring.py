@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from auditor.data import AuditData, LabeledImages
-from auditor.scoring import (
+from auditor.data.sets import AuditData, LabeledImages
+from auditor.scoring.reconstructions import (
     ScoringConfig,
     ensure_min_size,
     hungarian_match,
@@ -286,7 +286,7 @@ def _fitted_skimage(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_affine_ssim_matches_skimage_on_fitted_images(channels: int) -> None:
-    from auditor.scoring import affine_ssim, affine_ssim_matrix
+    from auditor.scoring.reconstructions import affine_ssim, affine_ssim_matrix
 
     gen = torch.Generator().manual_seed(20 + channels)
     x = smooth(4, channels, 16, 19, gen)
@@ -313,7 +313,7 @@ def test_affine_comparison_finds_a_contrast_changed_copy() -> None:
 
 
 def _mnist_null(datasets, comparison: str, seed: int = 0):  # noqa: ANN001, ANN202
-    from auditor.data import balanced_subset, load_images
+    from auditor.data.sets import balanced_subset, load_images
 
     root = datasets / "mnist"
     if not root.exists():
@@ -335,8 +335,8 @@ def test_held_out_mnist_digits_give_no_finding_above_info(datasets, comparison: 
     """500 real test digits, none a member, scored as reconstructions against 100 training digits."""
     from scipy.stats import binom
 
-    from auditor.results import AttackResult
-    from auditor.severity import reconstruction_findings
+    from auditor.core.results import AttackResult
+    from auditor.core.severity import reconstruction_findings
 
     scores = _mnist_null(datasets, comparison)
     assert scores.copy_rule_calibrated and scores.comparison == comparison

@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 import auditor_shortcut
-from auditor.attack import Capability, RunContext
-from auditor.data import AuditData, LabeledImages, load_images
-from auditor.model import Classifier, from_module
-from auditor.results import Severity
+from auditor.core.attack import Capability, RunContext
+from auditor.data.sets import AuditData, LabeledImages, load_images
+from auditor.models.model import Classifier, from_module
+from auditor.core.results import Severity
 from auditor_shortcut.attack import ShortcutConfig, ShortcutProbe
 from auditor_shortcut.evidence import concentration, mark_boxes, patch_presence
 from auditor_shortcut.planting import Shortcut, ShortcutSpec, ring_positions
@@ -117,7 +117,7 @@ def test_concentration_and_presence():
 
 
 def _train_mlp(images: torch.Tensor, labels: torch.Tensor) -> nn.Module:
-    from auditor import zoo
+    from auditor.lab import zoo
 
     net = zoo.build("mlp", (1, 28, 28), 10)
     return zoo.train(net, images, labels, mean=MNIST_MEAN, std=MNIST_STD, epochs=3, lr=1e-3, seed=0)

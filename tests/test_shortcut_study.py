@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import auditor_shortcut
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 from auditor_shortcut.study import study_main
 
 

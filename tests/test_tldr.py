@@ -73,9 +73,9 @@ def test_weight_gradient_term_is_differentiable_in_the_images():
 
 
 def test_phases_switch_from_soft_to_hot(monkeypatch, tiny_net):
-    from auditor.attack import RunContext
-    from auditor.model import from_module
-    from auditor.testing import make_audit_data
+    from auditor.core.attack import RunContext
+    from auditor.models.model import from_module
+    from auditor.lab.testing import make_audit_data
 
     calls = []
     real = tldr_attack.train_generator
@@ -120,7 +120,7 @@ def test_perturbed_losses_match_a_direct_computation():
 
 
 def test_candidates_keep_the_lowest_scored_per_class(tiny_net, monkeypatch):
-    from auditor.attack import RunContext
+    from auditor.core.attack import RunContext
     from auditor_inversion.engine import build_generator
 
     attack = tldr_attack.TrainingLikeDataReconstruction(tldr_attack.TldrConfig(width=4, candidates=3))
@@ -150,7 +150,7 @@ def test_candidates_keep_the_lowest_scored_per_class(tiny_net, monkeypatch):
 
 
 def test_one_candidate_means_no_selection(tiny_net):
-    from auditor.attack import RunContext
+    from auditor.core.attack import RunContext
     from auditor_inversion.engine import build_generator
 
     attack = tldr_attack.TrainingLikeDataReconstruction(tldr_attack.TldrConfig(width=4, candidates=1))

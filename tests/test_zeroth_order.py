@@ -1,7 +1,7 @@
 import torch
 
-from auditor.model import from_module
-from auditor.zeroth_order import ZerothOrderClassifier
+from auditor.models.model import from_module
+from auditor.models.zeroth_order import ZerothOrderClassifier
 
 
 def test_zeroth_order_gradient_matches_autograd(tiny_net):

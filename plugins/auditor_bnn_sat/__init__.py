@@ -24,7 +24,7 @@ Config fields (``BnnSatInversion.Config``): ``per_class`` (preimages per class),
 ``none``), ``conflict_budget`` (restarts), ``diverse``, ``hamming`` (stay within d bits of the
 seed image: a robustness check), ``check_samples``.
 """
-from auditor.hookspecs import hookimpl
+from auditor import hookimpl
 from auditor_bnn_sat.attack import BnnSatInversion
 
 

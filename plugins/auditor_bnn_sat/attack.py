@@ -5,22 +5,33 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from auditor.attack import Attack, AttackConfig, AttackOutput, Capability, RunContext
-from auditor.data import AuditData
-from auditor.errors import CapabilityError
-from auditor.model import Classifier
-from auditor.results import AttackResult, Finding, Severity
+from auditor import (
+    Attack,
+    AttackConfig,
+    AttackOutput,
+    AttackResult,
+    AuditData,
+    Capability,
+    CapabilityError,
+    Classifier,
+    Finding,
+    RunContext,
+    Severity,
+)
 from auditor_bnn_sat.fold import extract_network
 from auditor_bnn_sat.network import BinaryNetwork
 from auditor_bnn_sat.phases import relaxed_bits
 from auditor_bnn_sat.report import class_table, grid_figure
-from auditor_bnn_sat.solve import Engine, EncodingMismatch
+from auditor_bnn_sat.solve import EncodingMismatch, Engine
+
+if TYPE_CHECKING:
+    from auditor import AuditRun
 
 log = logging.getLogger(__name__)
 
@@ -174,15 +185,15 @@ class BnnSatInversion(Attack):
         return AttackOutput(reconstructions=recon, labels=labels, metrics=metrics, figures=figures,
                             tables=[class_table(per)], notes=notes, score=recon is not None)
 
-    def assess(self, result: AttackResult) -> list[Finding]:
+    def assess(self, result: AttackResult, run: AuditRun | None = None) -> list[Finding]:
         """Unreachable classes, inconclusive classes, and how data-like the preimages are."""
         findings: list[Finding] = []
         m = result.metrics
         if result.scores is not None and m.get("preimages", 0) > 0:
             try:
-                from auditor.severity import reconstruction_findings
+                from auditor import reconstruction_findings
 
-                findings += reconstruction_findings(self.name, result)
+                findings += reconstruction_findings(self.name, result, run.thresholds if run is not None else None)
             except ImportError:  # the core's copy rule is optional here
                 pass
         unsat, timeout = int(m.get("classes_unsat", 0)), int(m.get("classes_timeout", 0))
@@ -209,7 +220,7 @@ class BnnSatInversion(Attack):
 
 def _row(t: int, data: AuditData, status: str, found: list, exhausted: bool, first: float | None, total: float,
          rounds: int) -> dict:
-    name = data.class_names[t] if t < len(data.class_names) else str(t)
+    name = data.class_name(t)
     return {"class": t, "name": name, "status": status, "found": len(found), "exhausted": exhausted,
             "first_s": first, "time_s": total, "rounds": rounds}
 

@@ -4,7 +4,7 @@ Both front ends reduce a model to *stages*: a linear map (or none, for the input
 elementwise float operations and a sign. :func:`fold_stages` then evaluates those operations
 on every integer pre-activation a neuron can reach -- with the model's own float ops, so the
 thresholds agree with the forward pass -- and checks that each neuron is a monotone threshold
-function. A model that does not fit raises :class:`~auditor.errors.CapabilityError` whose
+function. A model that does not fit raises :class:`~auditor.core.errors.CapabilityError` whose
 message starts with ``"not a binarised network: "``.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from auditor.errors import CapabilityError
+from auditor import CapabilityError
 from auditor_bnn_sat.bnn import BinaryLinear, InputBinarizer, SignActivation
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,13 @@ def stages_from_onnx(model, name: str = "the ONNX graph") -> list[Stage]:  # mod
 
 
 def _apply_onnx_node(node, attrs: dict, cur: str, consts: dict, stages: list[Stage]) -> None:
-    from auditor_bnn_sat.onnx_act import COMPARE, after_activation, apply_compare, apply_where, column_scale
+    from auditor_bnn_sat.onnx_act import (
+        COMPARE,
+        after_activation,
+        apply_compare,
+        apply_where,
+        column_scale,
+    )
 
     op, st = node.op_type, stages[-1]
     other = [consts[i] for i in node.input if i and i != cur]

@@ -1,6 +1,6 @@
 """Fold parsed stages into a :class:`BinaryNetwork` with exact integer thresholds.
 
-Entry point: :func:`extract_network`, for a :class:`~auditor.model.Classifier`, a torch
+Entry point: :func:`extract_network`, for a :class:`~auditor.models.model.Classifier`, a torch
 module or an ONNX ``ModelProto``.
 """
 from __future__ import annotations
@@ -13,9 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from auditor.attack import Capability
-from auditor.errors import CapabilityError
-from auditor_bnn_sat.extract import Op, Stage, not_bnn, stages_from_onnx, stages_from_torch
+from auditor import Capability, CapabilityError
+from auditor_bnn_sat.extract import (
+    Op,
+    Stage,
+    not_bnn,
+    stages_from_onnx,
+    stages_from_torch,
+)
 from auditor_bnn_sat.network import BinaryLayer, BinaryNetwork, OutputLayer
 
 log = logging.getLogger(__name__)
@@ -182,7 +187,7 @@ def extract_network(model: Any, input_shape: tuple[int, int, int] | None = None)
     """Recognise a BNN and return its exact integer form.
 
     Args:
-        model: A :class:`~auditor.model.Classifier` (its ``onnx_model`` or ``network()``, with its
+        model: A :class:`~auditor.models.model.Classifier` (its ``onnx_model`` or ``network()``, with its
             preprocessing), a torch module, or an ``onnx.ModelProto``.
         input_shape: C, H, W; read from the classifier or the module's ``input_shape`` otherwise.
 

@@ -1,7 +1,7 @@
 """ONNX activations of binarised networks besides ``Sign``, for :func:`~auditor_bnn_sat.extract.stages_from_onnx`.
 
 ``GreaterOrEqual(v, c)`` followed by ``Where(cond, a, -a)`` -- the form ``BipolarQuant`` is lowered to
-(:mod:`auditor.qonnx_lower`) -- is the activation that maps ``v >= c`` (``v == c`` and -0.0 included) to
+(:mod:`auditor.models.qonnx_lower`) -- is the activation that maps ``v >= c`` (``v == c`` and -0.0 included) to
 +1: Stage.act ``"ge0"``. The threshold ``c`` becomes the op ``v - c`` before it; the scale ``a`` (and a
 ``Mul`` by a constant after it) is folded into the next linear map's columns.
 """

@@ -24,8 +24,8 @@ from typing import Literal
 import numpy as np
 from pysat.solvers import Solver
 
-from auditor_bnn_sat.limits import NoWatchdog, Watchdog, run_forked
 from auditor_bnn_sat.encode import TRUE, Encoder, Encoding, Formula, formula_size
+from auditor_bnn_sat.limits import NoWatchdog, Watchdog, run_forked
 from auditor_bnn_sat.network import BinaryNetwork
 
 log = logging.getLogger(__name__)

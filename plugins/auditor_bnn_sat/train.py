@@ -24,9 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from auditor.data import load_images
-from auditor.errors import DataError
-from auditor.paths import datasets_dir
+from auditor import DataError, datasets_dir, load_images
 from auditor_bnn_sat.bnn import BNN, deploy_module
 
 log = logging.getLogger(__name__)

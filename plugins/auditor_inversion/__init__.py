@@ -9,7 +9,7 @@ on query-only models, where the feature terms are dropped). Options: ``audit sch
 Reusable pieces: :mod:`.generator` (``ConditionedGenerator``), :mod:`.conditioning`, :mod:`.losses`,
 :mod:`.features` (penultimate-layer finder), :mod:`.engine` (``train_generator``, ``sample``).
 """
-from auditor.hookspecs import hookimpl
+from auditor import hookimpl
 from auditor_inversion.attack import NetworkInversion
 
 

@@ -1,4 +1,7 @@
-"""The inversion training loop and sampling, reused by ``tldr`` and ``shortcut``.
+"""The inversion training loop and sampling, reused by ``tldr`` and ``shortcut``: this plugin's public module.
+
+Plugins that build on inversion import from here only (``from auditor_inversion.engine import ...``): the
+training loop, sampling, the loss terms and the per-class summaries; the other modules may change.
 
 ``train_generator`` fits a :class:`ConditionedGenerator` so that a frozen classifier assigns its
 samples to the conditioned class, with the named loss terms of :mod:`auditor_inversion.losses`.
@@ -15,11 +18,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from auditor.attack import RunContext
+from auditor import RunContext
 from auditor_inversion.conditioning import Conditioning, one_hot, soft_vectors
 from auditor_inversion.features import tap_features
 from auditor_inversion.generator import ConditionedGenerator
-from auditor_inversion.losses import WeightedLoss, ce_term, cosine_term, kl_term, ortho_term
+from auditor_inversion.losses import (
+    WeightedLoss,
+    ce_term,
+    cosine_term,
+    kl_term,
+    ortho_term,
+)
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ its preprocessing) and are mapped back to [0, 1] pixels for the core's scoring. 
 real share of the weights are handed to scoring. Haim et al. 2022; Buzaglo et al. 2023. Details and
 requirements on the model: docs/kkt.md. Options: ``audit schema kkt``.
 """
-from auditor.hookspecs import hookimpl
+from auditor import hookimpl
 from auditor_kkt.attack import KktReconstruction
 
 

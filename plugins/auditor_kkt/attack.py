@@ -8,14 +8,26 @@ import time
 import torch
 from torch import nn
 
-from auditor.attack import Attack, AttackOutput, Capability, RunContext
-from auditor.data import AuditData
-from auditor.errors import CapabilityError
-from auditor.model import Classifier, LogProbabilities, Preprocess
-from auditor.results import AttackResult, Finding, Table
-from auditor.severity import reconstruction_findings
+from auditor import (
+    Attack,
+    AttackOutput,
+    AuditData,
+    Capability,
+    CapabilityError,
+    Classifier,
+    LogProbabilities,
+    Preprocess,
+    RunContext,
+    Table,
+)
 from auditor_kkt.config import KktConfig
-from auditor_kkt.engine import Candidates, Target, explained_shares, new_candidates, optimise
+from auditor_kkt.engine import (
+    Candidates,
+    Target,
+    explained_shares,
+    new_candidates,
+    optimise,
+)
 from auditor_kkt.surrogate import with_surrogate
 
 RESERVE_S = 5.0  # left of the attack's deadline for the per-candidate analysis and the hand-over
@@ -140,10 +152,8 @@ class KktReconstruction(Attack):
                          "did not reveal training points to this attack at this budget, not that they cannot leak.")
             return AttackOutput(metrics=metrics, tables=[table, history], notes=notes, score=False)
         images = to_pixels(xs, model.preprocess, cfg.output)
-        from auditor_inversion.attack import class_grid_figure
+        from auditor_inversion.engine import class_grid_figure
 
         figure = class_grid_figure("Converged candidates per class (best share first)", images, ys, model.num_classes)
         return AttackOutput(reconstructions=images, labels=ys, metrics=metrics, tables=[table, history], figures=[figure], notes=notes)
 
-    def assess(self, result: AttackResult) -> list[Finding]:
-        return reconstruction_findings(self.name, result)

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from auditor.attack import AttackConfig
+from auditor import AttackConfig
 
 
 class KktConfig(AttackConfig):

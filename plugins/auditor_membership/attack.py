@@ -6,20 +6,26 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from auditor import Attack, AttackOutput, AttackResult, Capability, Finding, RunContext
-from auditor.errors import CapabilityError
-from auditor.results import Table
+from auditor import (
+    Attack,
+    AttackOutput,
+    AttackResult,
+    Capability,
+    CapabilityError,
+    Finding,
+    RunContext,
+    Table,
+)
 from auditor_membership import rmia
 from auditor_membership.calibration import class_pvalues, split_reference
 from auditor_membership.config import MembershipConfig
-from auditor_membership.evaluate import FPRS, ScoreEvaluation, evaluate_score, fpr_key
+from auditor_membership.evaluate import FPRS, ScoreEvaluation, evaluate_score
 from auditor_membership.figures import exposed_members_figure, roc_figure
 from auditor_membership.severity import SeverityRules, finding
 from auditor_membership.signals import SCORES, all_scores
 
 if TYPE_CHECKING:
-    from auditor.data import AuditData
-    from auditor.model import Classifier
+    from auditor import AuditData, AuditRun, Classifier
 
 SMOKE = {"max_members": 200, "max_reference": 400, "bootstrap_rounds": 50}
 SETS = ("members", "calibration", "held_out")
@@ -123,7 +129,11 @@ class MembershipInference(Attack):
         log_p = {s: scores[s]["loss"] for s in SETS}  # log p_y under the target
         log_out, notes, count = dict(log_p), [], 0
         if cfg.reference_models:
-            from auditor_membership.reference import reference_log_probs, resolve_factory, train_reference_models
+            from auditor_membership.reference import (
+                reference_log_probs,
+                resolve_factory,
+                train_reference_models,
+            )
 
             nets, in_mask = train_reference_models(model, resolve_factory(cfg.reference_factory), images["calibration"],
                                                    labels["calibration"], cfg.reference_models, epochs=cfg.reference_epochs,
@@ -161,7 +171,7 @@ class MembershipInference(Attack):
     def _exposed(data: AuditData, m_idx: np.ndarray, scores: dict, y: dict, primary: str, count: int):  # noqa: ANN205
         p = class_pvalues(scores["calibration"][primary], y["calibration"], scores["members"][primary], y["members"])
         order = np.lexsort((-scores["members"][primary], p))[:count]
-        names = [data.class_names[int(c)] if int(c) < len(data.class_names) else str(int(c)) for c in y["members"][order]]
+        names = [data.class_name(c) for c in y["members"][order]]
         return exposed_members_figure(data.members.images[torch.from_numpy(m_idx[order])], names, p[order], primary)
 
     @staticmethod
@@ -182,7 +192,7 @@ class MembershipInference(Attack):
                              "exact Clopper-Pearson). Balanced accuracy is at the best threshold on the evaluation data (optimistic). "
                              "Chance: AUC 0.5, TPR equal to the FPR.")
 
-    def assess(self, result: AttackResult) -> list[Finding]:
+    def assess(self, result: AttackResult, run: AuditRun | None = None) -> list[Finding]:
         """One finding from the primary score, by the rules in :mod:`auditor_membership.severity`."""
         cfg: MembershipConfig = self.config  # type: ignore[assignment]
         if "auc" not in result.metrics or "auc_ci_low" not in result.metrics:

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from auditor_membership.calibration import Thresholds, set_thresholds
-from auditor_membership.metrics import Estimate, auc, best_balanced_accuracy, bootstrap, exact_rate
+from auditor_membership.metrics import (
+    Estimate,
+    auc,
+    best_balanced_accuracy,
+    bootstrap,
+    exact_rate,
+)
 
 FPRS = (0.01, 0.001)
 

@@ -1,14 +1,10 @@
 """The report's pictures: ROC curves of every score (not private) and the most exposed members (private)."""
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import torch
 
-from auditor.images import make_grid, png_base64, auto_scale
-from auditor.results import Figure
+from auditor import Figure, auto_scale, figure_base64, make_grid, png_base64
 
 
 def _roc(members: np.ndarray, nonmembers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,11 +43,8 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], primary: str, n
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
     return Figure(title="Membership inference ROC (members vs held-out non-members)",
-                  png_base64=base64.b64encode(buffer.getvalue()).decode("ascii"),
+                  png_base64=figure_base64(fig),
                   caption="One global threshold swept over each score; the dotted diagonal is chance. The TPRs in the table use "
                           "per-class thresholds set on the calibration non-members instead, so they can differ slightly.")
 

@@ -19,26 +19,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from auditor import RunContext
-from auditor.errors import UsageError
-from auditor.model import Classifier
-from auditor.zoo import train
+from auditor import Classifier, RunContext, UsageError
+from auditor.lab import zoo
 
 log = logging.getLogger(__name__)
 
 
 def tinycnn(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """A ready recipe (``reference_factory = "auditor_membership.reference:tinycnn"``): the zoo's two-block CNN."""
-    from auditor.zoo import build
-
-    return build("tinycnn", image_shape, num_classes)
+    return zoo.build("tinycnn", image_shape, num_classes)
 
 
 def cnn(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """A ready recipe (``"auditor_membership.reference:cnn"``): the zoo's three-block CNN (the project's own MNIST models)."""
-    from auditor.zoo import build
-
-    return build("cnn", image_shape, num_classes)
+    return zoo.build("cnn", image_shape, num_classes)
 
 
 def resolve_factory(target: str) -> Callable[..., nn.Module]:
@@ -84,7 +78,7 @@ def train_reference_models(target: Classifier, factory: Callable[..., nn.Module]
                 raise UsageError(f"reference_factory returned {type(net).__name__}, expected a torch.nn.Module")
             wrapped = nn.Sequential(target.preprocess, net)
             idx = torch.from_numpy(np.flatnonzero(chosen))
-            train(wrapped, images[idx], labels[idx], mean=(0.0,), std=(1.0,), epochs=epochs, lr=lr, batch_size=batch_size,
+            zoo.train(wrapped, images[idx], labels[idx], mean=(0.0,), std=(1.0,), epochs=epochs, lr=lr, batch_size=batch_size,
                   seed=ctx.seed + k, time_budget_s=max(deadline - time.monotonic(), 0.0))
             nets.append(wrapped.eval())
             in_mask[:, k] = chosen

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from auditor.results import Finding, Severity
+from auditor import Finding, Severity
 from auditor_membership.evaluate import fpr_key
 
 

@@ -44,8 +44,8 @@ each model, and inverts one model per architecture. See ``docs/shortcut.md``.
 """
 from __future__ import annotations
 
-from auditor.hookspecs import hookimpl
-from auditor.study import Study
+from auditor import hookimpl
+from auditor.lab import Study
 from auditor_shortcut.attack import ShortcutConfig, ShortcutProbe
 
 __all__ = ["ShortcutConfig", "ShortcutProbe"]

@@ -2,17 +2,40 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 from pydantic import Field, model_validator
 
-from auditor.attack import Attack, AttackConfig, AttackOutput, Capability, RunContext
-from auditor.data import AuditData
-from auditor.model import Classifier
-from auditor.results import AttackResult, Finding, Severity, Table
+from auditor import (
+    Attack,
+    AttackConfig,
+    AttackOutput,
+    AttackResult,
+    AuditData,
+    Capability,
+    Classifier,
+    Finding,
+    RunContext,
+    Severity,
+    Table,
+)
 from auditor_shortcut.evidence import RegionEvidence, inversion_regions
-from auditor_shortcut.figures import heatmap_figure, marked_reconstructions_figure, patched_examples_figure
-from auditor_shortcut.probe import Candidate, ProbeResult, auto_patch_size, probe, within_cell
+from auditor_shortcut.figures import (
+    heatmap_figure,
+    marked_reconstructions_figure,
+    patched_examples_figure,
+)
+from auditor_shortcut.probe import (
+    Candidate,
+    ProbeResult,
+    auto_patch_size,
+    probe,
+    within_cell,
+)
+
+if TYPE_CHECKING:
+    from auditor import AuditRun
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +137,19 @@ class ShortcutProbe(Attack):
                  int(metrics["classes_hijacked"]), cfg.pull_high, result.queries)
         return AttackOutput(metrics=metrics, findings=findings, figures=figures, tables=[table], notes=notes, score=False)
 
-    def assess(self, result: AttackResult) -> list[Finding]:
+    def assess(self, result: AttackResult, run: AuditRun | None = None) -> list[Finding]:
         return []  # findings come from run(); there are no reconstruction scores to assess
 
     # ------------------------------------------------------------------ pieces
 
     def _inversion(self, model: Classifier, data: AuditData, result: ProbeResult, stride: int, cfg: ShortcutConfig,
                    ctx: RunContext) -> tuple[list[RegionEvidence], object, list[str]]:
-        from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
+        from auditor_inversion.engine import (
+            InversionSettings,
+            build_generator,
+            sample,
+            train_generator,
+        )
 
         settings = InversionSettings(train_seconds=cfg.inversion_seconds, steps=cfg.inversion_steps, batch_size=64, soft_temperature=1.0)
         generator = build_generator(model.num_classes, model.input_shape, settings)

@@ -7,12 +7,15 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from auditor import zoo
-from auditor.attack import RunContext
-from auditor.data import LabeledImages, load_images
-from auditor.errors import DataError, UsageError
-from auditor.model import from_module
-from auditor.presets import PRESETS, preset
+from auditor import (
+    DataError,
+    LabeledImages,
+    RunContext,
+    UsageError,
+    from_module,
+    load_images,
+)
+from auditor.lab import PRESETS, preset, zoo
 from auditor_shortcut.evidence import inversion_regions, patch_presence
 from auditor_shortcut.planting import Shortcut
 from auditor_shortcut.probe import auto_patch_size, probe, within_cell
@@ -153,7 +156,12 @@ class InversionCell:
 def invert_cell(net: torch.nn.Module, arch: str, lr: float, data: StudyData, shortcut: Shortcut, *, seconds: float,
                 samples: int, seed: int) -> InversionCell:
     """Train the inversion generator on one model and measure whether the planted patch appears."""
-    from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
+    from auditor_inversion.engine import (
+        InversionSettings,
+        build_generator,
+        sample,
+        train_generator,
+    )
 
     model = from_module(net, num_classes=data.num_classes, input_shape=data.train.image_shape, mean=data.mean, std=data.std)
     settings = InversionSettings(train_seconds=seconds, steps=100000, batch_size=64, soft_temperature=1.0)

@@ -1,13 +1,9 @@
 """Report pictures of the shortcut plugin: pull heatmaps per class, patched examples, marked reconstructions."""
 from __future__ import annotations
 
-import base64
-import io
-
 import torch
 
-from auditor.images import auto_scale, make_grid, png_base64
-from auditor.results import Figure
+from auditor import Figure, auto_scale, figure_base64, png_base64, rows_grid
 from auditor_shortcut.evidence import mark_boxes
 from auditor_shortcut.probe import ProbeResult, paste
 
@@ -45,10 +41,7 @@ def heatmap_png(result: ProbeResult, class_names: tuple[str, ...], image_side: t
             ax.set_title(f"{class_names[target][:12]}: {best.pull:.2f}", fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="pull")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return figure_base64(fig)
 
 
 def heatmap_figure(result: ProbeResult, class_names: tuple[str, ...], image_side: tuple[int, int]) -> Figure:
@@ -67,11 +60,8 @@ def patched_examples_figure(result: ProbeResult, images: torch.Tensor, labels: t
     for best in result.best:
         x = images[labels != best.target][:per_row]
         x = paste(x, best.row, best.col, best.size, best.level)
-        x = mark_boxes(x, [(best.row, best.col, best.size)] * len(x), scale, color=(0.1, 0.9, 0.9))
-        if len(x) < per_row:
-            x = torch.cat([x, torch.ones((per_row - len(x), *x.shape[1:]))])
-        rows.append(x)
-    grid = make_grid(torch.cat(rows), ncol=per_row)
+        rows.append(mark_boxes(x, [(best.row, best.col, best.size)] * len(x), scale, color=(0.1, 0.9, 0.9)))
+    grid = rows_grid(rows, per_row)
     return Figure(title="Clean images with each class's strongest patch", png_base64=png_base64(grid),
                   caption="Row k: images of other classes with the patch that pulls most to class k pasted in (cyan box). "
                           "Row 0 at the top.")
@@ -87,9 +77,6 @@ def marked_reconstructions_figure(recon: torch.Tensor, labels: torch.Tensor, num
         x = recon[labels == k][:per_row]
         if not len(x):
             continue
-        x = mark_boxes(x, [boxes.get(k)] * len(x), scale, color=color)
-        if len(x) < per_row:
-            x = torch.cat([x, torch.ones((per_row - len(x), *x.shape[1:]))])
-        rows.append(x)
-    grid = make_grid(torch.cat(rows), ncol=per_row)
+        rows.append(mark_boxes(x, [boxes.get(k)] * len(x), scale, color=color))
+    grid = rows_grid(rows, per_row)
     return Figure(title=title, png_base64=png_base64(grid), caption=caption)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from auditor.model import Classifier
+from auditor import Classifier
 
 Progress = Callable[[Iterable[int], str, int], Iterator[int]]
 

@@ -15,12 +15,17 @@ from pathlib import Path
 
 import torch
 
-from auditor.errors import UsageError
-from auditor.images import auto_scale
-from auditor.results import Figure, Table
-from auditor.study import StudyReport, bar_chart_png, write_study_report
-from auditor_shortcut.experiment import (CellResult, InversionCell, ProbeSettings, invert_cell, load_study_data, probe_cell,
-                                         train_cell)
+from auditor import Figure, Table, UsageError, auto_scale
+from auditor.lab import StudyReport, bar_chart_png, write_study_report
+from auditor_shortcut.experiment import (
+    CellResult,
+    InversionCell,
+    ProbeSettings,
+    invert_cell,
+    load_study_data,
+    probe_cell,
+    train_cell,
+)
 from auditor_shortcut.figures import marked_reconstructions_figure
 from auditor_shortcut.planting import Shortcut, ShortcutSpec
 from auditor_shortcut.verdicts import study_findings

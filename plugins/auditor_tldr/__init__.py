@@ -9,7 +9,7 @@ pixel-range penalty, and the norm of the loss gradient with respect to the class
 methods.md §12). Reconstructions are scored by the core (Hungarian matched SSIM, calibrated likely
 copies, member-minus-reference gap). Options: ``audit schema tldr``. Study: ``audit study privacy``.
 """
-from auditor.hookspecs import hookimpl
+from auditor import hookimpl
 from auditor_tldr.attack import TrainingLikeDataReconstruction
 
 

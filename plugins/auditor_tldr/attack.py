@@ -4,16 +4,36 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from auditor_inversion.engine import (
+    InversionSettings,
+    build_generator,
+    class_grid_figure,
+    class_statistics,
+    sample,
+    statistics_table,
+    summary_metrics,
+    train_generator,
+)
 from pydantic import Field
 
-from auditor.attack import Attack, AttackConfig, AttackOutput, Capability, RunContext
-from auditor.data import AuditData
-from auditor.model import Classifier
-from auditor.results import AttackResult, Finding, Table
-from auditor.severity import reconstruction_findings
-from auditor_inversion.attack import class_grid_figure, class_statistics, statistics_table, summary_metrics
-from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
-from auditor_tldr.losses import per_sample_gradient_norms, perturb, perturbed_losses, pixel_range_term, tv_term, weight_gradient_term
+from auditor import (
+    Attack,
+    AttackConfig,
+    AttackOutput,
+    AuditData,
+    Capability,
+    Classifier,
+    RunContext,
+    Table,
+)
+from auditor_tldr.losses import (
+    per_sample_gradient_norms,
+    perturb,
+    perturbed_losses,
+    pixel_range_term,
+    tv_term,
+    weight_gradient_term,
+)
 
 
 class TldrConfig(AttackConfig, InversionSettings):
@@ -73,7 +93,7 @@ class TrainingLikeDataReconstruction(Attack):
                                  weights={"kl": cfg.kl, "ce": cfg.ce, "cosine": cfg.cosine, "ortho": cfg.ortho, "pix": cfg.pix})
 
         def reconstruction_terms(x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, p: torch.Tensor) -> dict[str, torch.Tensor]:
-            from auditor_inversion.losses import ce_term, kl_term
+            from auditor_inversion.engine import ce_term, kl_term
 
             terms: dict[str, torch.Tensor] = {}
             if cfg.kl_pert or cfg.ce_pert:
@@ -157,5 +177,3 @@ class TrainingLikeDataReconstruction(Attack):
             parts.append(per_sample_gradient_norms(net, x, y) if by == "grad" else perturbed_losses(net, x, y, scale, generator=rng))
         return torch.cat(parts)
 
-    def assess(self, result: AttackResult) -> list[Finding]:
-        return reconstruction_findings(self.name, result)

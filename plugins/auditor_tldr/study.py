@@ -16,16 +16,19 @@ from pathlib import Path
 
 import torch
 
-from auditor import zoo
-from auditor.config import build_config
-from auditor.data import AuditData, balanced_subset, load_images
-from auditor.model import from_module
-from auditor.plugins import get_plugin_manager
-from auditor.presets import preset
-from auditor.report import write_report
-from auditor.results import Figure, Table
-from auditor.runner import run_audit
-from auditor.study import Study, StudyReport, bar_chart_png, write_study_report
+from auditor import AuditData, Figure, Table, balanced_subset, from_module, load_images
+from auditor.lab import (
+    Study,
+    StudyReport,
+    bar_chart_png,
+    build_config,
+    get_plugin_manager,
+    preset,
+    run_audit,
+    write_report,
+    write_study_report,
+    zoo,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def _study_data(dataset: str, n_reference: int, seed: int) -> tuple:  # noqa: AN
 def privacy_cell(cell: dict) -> dict:
     """One model of the grid: train it, audit it, write its report; returns its rows and figures (no images of members).
 
-    Runs in-process or in a Ray worker (``auditor.batch_engine.run_cells``); the worker reads the dataset from disk.
+    Runs in-process or in a Ray worker (``auditor.batch.engine.run_cells``); the worker reads the dataset from disk.
     """
     ds, train_all, test, reference = _study_data(cell["dataset"], cell["reference"], cell["seed"])
     size, arch, seed, out = cell["size"], cell["arch"], cell["seed"], Path(cell["out"])
@@ -107,9 +110,7 @@ def privacy_cell(cell: dict) -> dict:
 
 
 def run_study(args: argparse.Namespace) -> StudyReport:
-    from auditor.batch_engine import Cell, run_cells
-    from auditor.compare import write_comparison
-    from auditor.report import load_report
+    from auditor.lab import Cell, load_report, run_cells, write_comparison
 
     start = time.monotonic()
     sizes = [100] if args.quick and args.sizes == "100,1000,10000" else [int(s) for s in args.sizes.split(",")]

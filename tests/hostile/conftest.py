@@ -4,7 +4,7 @@ Every hostile file is generated here, in tmp folders, at test time; nothing bina
 
 * ``onnx_model(...)``: a tiny hand-built ONNX classifier (Flatten + Gemm, input [N, C, H, W]); cases
   mutate the returned ``ModelProto`` before saving it.
-* ``cli``: runs ``auditor.cli.main`` in-process, returns ``(exit code, stdout, stderr)``, and asserts
+* ``cli``: runs ``auditor.cli.main.main`` in-process, returns ``(exit code, stdout, stderr)``, and asserts
   what every case asserts: no traceback, at most one ``audit: error:`` line and that line is one line.
 * ``opened``: every path Python opened (``open``/``os.open`` audit events) while a case ran, to prove
   that nothing outside the model's folder was read.
@@ -63,7 +63,7 @@ def opened():
 
 def _templates() -> np.ndarray:
     """[features, classes]: each class's mean synthetic member minus the overall mean (a matched filter)."""
-    from auditor.testing import make_audit_data
+    from auditor.lab.testing import make_audit_data
 
     members = make_audit_data().members
     x, y = members.images.flatten(1).numpy(), members.labels.numpy()
@@ -149,8 +149,8 @@ def reference_npz(audit_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture):
-    """``cli(*args) -> (code, out, err)`` through ``auditor.cli.main`` with the checks every case shares."""
-    from auditor.cli import main
+    """``cli(*args) -> (code, out, err)`` through ``auditor.cli.main.main`` with the checks every case shares."""
+    from auditor.cli.main import main
 
     def _run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()

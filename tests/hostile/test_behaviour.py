@@ -21,7 +21,7 @@ from onnx import helper
 
 FACTORIES = '''
 import torch
-from auditor.testing import TinyNet
+from auditor.lab.testing import TinyNet
 
 
 class Noisy(TinyNet):
@@ -117,9 +117,9 @@ def behaviour_ctx(tmp_path, audit_data, members_npz, onnx_model, monkeypatch):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_misbehaving_model_is_reported_not_scored(case, behaviour_ctx, cli, corpus, monkeypatch):
-    import auditor.runner
+    import auditor.engine.runner
 
-    monkeypatch.setattr(auditor.runner, "run_attack", lambda *a, **k: pytest.fail("an attack ran on a misbehaving model"))
+    monkeypatch.setattr(auditor.engine.runner, "run_attack", lambda *a, **k: pytest.fail("an attack ran on a misbehaving model"))
     out_dir = behaviour_ctx.tmp / "report"
     code, out, err = cli("run", *case.build(behaviour_ctx), "--out", out_dir)
     report = json.loads((out_dir / "report.json").read_text())
@@ -144,14 +144,14 @@ def test_provenance_is_recorded_before_the_model_runs(tmp_path, onnx_model, monk
 
     import onnxruntime
 
-    import auditor.onnx_loader
-    from auditor.loaders import load_model
-    from auditor.model import ModelSpec
+    import auditor.models.onnx_loader
+    from auditor.models.loaders import load_model
+    from auditor.models.model import ModelSpec
 
     path = tmp_path / "m.onnx"
     onnx.save(onnx_model(), str(path))
     events: list = []
-    real_info, real_session = auditor.onnx_loader.ModelInfo, onnxruntime.InferenceSession
+    real_info, real_session = auditor.models.onnx_loader.ModelInfo, onnxruntime.InferenceSession
 
     def info(**kwargs):  # noqa: ANN202
         events.append(("info", kwargs))
@@ -161,7 +161,7 @@ def test_provenance_is_recorded_before_the_model_runs(tmp_path, onnx_model, monk
         events.append(("session", None))
         return real_session(*args, **kwargs)
 
-    monkeypatch.setattr(auditor.onnx_loader, "ModelInfo", info)
+    monkeypatch.setattr(auditor.models.onnx_loader, "ModelInfo", info)
     monkeypatch.setattr(onnxruntime, "InferenceSession", session)
     model = load_model(ModelSpec(source=str(path)))
     assert [e[0] for e in events] == ["info", "session"]

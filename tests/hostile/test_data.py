@@ -194,10 +194,10 @@ def data_ctx(tmp_path, audit_data, linear_onnx):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_hostile_data(case, data_ctx, cli, corpus, monkeypatch):
-    import auditor.runner
+    import auditor.engine.runner
 
     started = []
-    monkeypatch.setattr(auditor.runner, "run_attack", lambda *a, **k: started.append(a) or pytest.fail("an attack started"))
+    monkeypatch.setattr(auditor.engine.runner, "run_attack", lambda *a, **k: started.append(a) or pytest.fail("an attack started"))
     code, out, err = cli("run", data_ctx.model, *case.build(data_ctx))
     message = next((line for line in err.splitlines() if line.startswith("audit:")), out.strip().splitlines()[-1] if out.strip() else "")
     corpus("data", case.id, code, message)

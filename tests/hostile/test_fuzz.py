@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from auditor.data import load_images
-from auditor.errors import AuditorError
-from auditor.loaders import load_model
-from auditor.model import ModelSpec
+from auditor.data.sets import load_images
+from auditor.core.errors import AuditorError
+from auditor.models.loaders import load_model
+from auditor.models.model import ModelSpec
 
 EXAMPLES = int(os.environ.get("AUDITOR_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not os.environ.get("AUDITOR_FUZZ_RANDOM"),
@@ -176,7 +176,7 @@ def test_fuzz_weights(seeds, suffix):
     def run(data: bytes) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = _write(Path(tmp), f"w{suffix}", data)
-            spec = ModelSpec(source="factory:auditor.testing:TinyNet", weights=path, input_shape=(1, 16, 16))
+            spec = ModelSpec(source="factory:auditor.lab.testing:TinyNet", weights=path, input_shape=(1, 16, 16))
             model = clean(f"load_model --weights {suffix}", lambda: load_model(spec))
             if model is not None:
                 check_model(model)

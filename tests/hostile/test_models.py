@@ -136,7 +136,7 @@ def _factory_weights(ctx: SimpleNamespace, state: dict, suffix: str = ".safetens
         save_file(state, str(path))
     else:
         torch.save(state, path)
-    return ["factory:auditor.testing:TinyNet", "--weights", path, "--input-shape", "1,16,16", "--members", ctx.members]
+    return ["factory:auditor.lab.testing:TinyNet", "--weights", path, "--input-shape", "1,16,16", "--members", ctx.members]
 
 
 def _evil_pickle(ctx: SimpleNamespace, name: str = "model.pkl") -> Path:
@@ -368,7 +368,7 @@ ONNX_CASES = [
 TORCH_CASES = [
     Case("pickle-without-trust-model", lambda c: [f"pickle:{_evil_pickle(c)}", "--input-shape", "1,16,16", "--members", c.members],
          r"would be unpickled, which runs code from the file; refused"),
-    Case("pickle-as-state-dict-weights", lambda c: ["factory:auditor.testing:TinyNet", "--weights", _evil_pickle(c, "w.pt"),
+    Case("pickle-as-state-dict-weights", lambda c: ["factory:auditor.lab.testing:TinyNet", "--weights", _evil_pickle(c, "w.pt"),
                                                      "--input-shape", "1,16,16", "--members", c.members],
          r"not a plain state dict loadable with weights_only=True \(UnpicklingError: Unsupported (global|operand)"),
     Case("pickle-bare-path", lambda c: [_evil_pickle(c), "--members", c.members], r"holds weights or a pickle, not an architecture"),
@@ -391,7 +391,7 @@ TORCH_CASES = [
     Case("state-dict-not-a-dict", lambda c: _factory_weights(c, [torch.zeros(3)], suffix=".pt"), r"expected a dict of tensors .*got list"),
     Case("state-dict-wrong-architecture-channels", lambda c: [*_factory_weights(c, c.state)[:4], "3,16,16", "--members", c.members],
          r"forward pass on a \[4, 3, 16, 16\] batch failed"),
-    Case("flag-input-shape-billions-torch", lambda c: ["factory:auditor.testing:TinyNet", "--input-shape", "3,100000,100000", "--members", c.members],
+    Case("flag-input-shape-billions-torch", lambda c: ["factory:auditor.lab.testing:TinyNet", "--input-shape", "3,100000,100000", "--members", c.members],
          r"absurd input shape \[3, 100000, 100000\]"),
     Case("timm-unknown-architecture", lambda c: ["timm:no_such_net_v9", "--weights", _factory_weights(c, c.state)[2], "--members", c.members],
          r"unknown timm architecture 'no_such_net_v9'"),
@@ -461,8 +461,8 @@ def test_pickled_pt2_would_run_code_without_the_guard(ctx, request):
 
 def test_trusted_pickle_and_pt2_still_load(ctx, request, tiny_net):
     """The refusals are not over-broad: a clean .pt2 loads without --trust-model, a module pickle loads with it."""
-    from auditor.loaders import load_model
-    from auditor.model import ModelSpec
+    from auditor.models.loaders import load_model
+    from auditor.models.model import ModelSpec
 
     pt2 = request.getfixturevalue("tiny_pt2")
     model = load_model(ModelSpec(source=str(pt2), input_shape=(1, 16, 16)))

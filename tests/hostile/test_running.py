@@ -27,8 +27,8 @@ import time
 
 import torch
 
-from auditor.attack import Attack, AttackOutput, Capability
-from auditor.hookspecs import hookimpl
+from auditor.core.attack import Attack, AttackOutput, Capability
+from auditor.core.hookspecs import hookimpl
 
 
 class _Stub(Attack):
@@ -113,7 +113,7 @@ import os
 import sys
 import time
 
-import auditor.report
+import auditor.report.html
 
 _fdopen = os.fdopen
 
@@ -153,8 +153,8 @@ class _Os:
         return _SlowFile(_fdopen(fd, *args, **kwargs))
 
 
-auditor.report.os = _Os()
-from auditor.cli import main
+auditor.report.html.os = _Os()
+from auditor.cli.main import main
 
 raise SystemExit(main(sys.argv[1:]))
 '''
@@ -255,7 +255,7 @@ def test_killed_runs_never_replace_a_good_report(stubs, linear_onnx, members_npz
         work = tmp_path / sig.name
         shutil.copytree(tmp_path / "good", work / "report")
         marker = work / "marker"
-        argv = [sys.executable, str(stubs / "slow_write.py"), "-q", "run", "factory:auditor.testing:TinyNet", "--input-shape", "1,16,16",
+        argv = [sys.executable, str(stubs / "slow_write.py"), "-q", "run", "factory:auditor.lab.testing:TinyNet", "--input-shape", "1,16,16",
                 "--members", str(members_npz), "--plugins", "stub_good", "--out", str(work / "report"), *blocked,
                 "--accept-low-accuracy"]  # an untrained TinyNet: past the preflight only by the documented override
         runs.append((sig, work, marker, _popen(argv, {**env, "HOSTILE_WRITE_MARKER": str(marker)}, work / "marker.log")))

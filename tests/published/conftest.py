@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from auditor.data import load_images
+from auditor.data.sets import load_images
 
 MEMBERS_LIMIT, REFERENCE_LIMIT = 300, 200
 
@@ -143,7 +143,7 @@ def dry_run(model: str | Path, members: Path, reference: Path, *extra: str) -> t
     import contextlib
     import io
 
-    from auditor.cli import main
+    from auditor.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

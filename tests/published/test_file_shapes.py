@@ -9,8 +9,8 @@ from torch import nn
 
 
 def _graph_edits(path) -> list[str]:  # noqa: ANN001
-    from auditor.loaders import load_model
-    from auditor.model import ModelSpec
+    from auditor.models.loaders import load_model
+    from auditor.models.model import ModelSpec
 
     return load_model(ModelSpec(source=str(path), expected_classes=10, data_image_shape=(1, 32, 32))).info.graph_edits
 
@@ -106,7 +106,7 @@ def test_untrained_model_stops_at_the_preflight(kit, data_files, tmp_path):
 
 
 def test_low_accuracy_override_runs_and_says_so(kit, data_files, tmp_path):
-    from auditor.cli import main
+    from auditor.cli.main import main
 
     torch.manual_seed(0)
     path = kit.export(kit.Cnn(1).eval(), torch.rand(2, 1, 32, 32), tmp_path / "m.onnx")
@@ -160,8 +160,8 @@ def test_every_builtin_attack_runs_on_a_keras_style_file(kit, rgb_mlp, data_file
     """NHWC, 0-255, Softmax at the end, no flags: every installed attack runs a few steps (smoke) on the preflight's choice."""
     import json
 
-    from auditor.cli import main
-    from auditor.plugins import collect_attacks, get_plugin_manager
+    from auditor.cli.main import main
+    from auditor.engine.plugins import collect_attacks, get_plugin_manager
 
     wrapped = kit.Wrapped(rgb_mlp, lambda x: x.permute(0, 3, 1, 2) / 255.0, head=lambda z: torch.softmax(z, 1))
     path = kit.export(wrapped, torch.rand(2, 32, 32, 3) * 255, tmp_path / "m.onnx")

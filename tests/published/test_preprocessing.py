@@ -84,8 +84,8 @@ def test_flat_rgb_in_hwc_order(kit, rgb_mlp, members, data_files, tmp_path):
 
 
 def test_log_softmax_output(kit, grey_cnn, members, data_files, tmp_path):
-    from auditor.loaders import load_model
-    from auditor.model import ModelSpec
+    from auditor.models.loaders import load_model
+    from auditor.models.model import ModelSpec
 
     wrapped = kit.Wrapped(grey_cnn, lambda x: x, head=lambda z: torch.log_softmax(z, 1))
     path = kit.export(wrapped, torch.rand(2, 1, 32, 32), tmp_path / "m.onnx")

@@ -3,39 +3,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
-from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
+from auditor.core.errors import UsageError
+from auditor.core.results import AuditReport, Severity
+from auditor.report.templates import atomic_write, fmt_metric, render_page
 
-from auditor.results import AuditReport, Severity
+__all__ = ["atomic_write", "fmt_metric", "first_screen", "load_report", "render_html", "strip_private", "write_report"]
 
 log = logging.getLogger(__name__)
-
-_SEVERITY_CLASS = {Severity.HIGH: "sev-high", Severity.MEDIUM: "sev-medium", Severity.LOW: "sev-low", Severity.INFO: "sev-info"}
-
-
-def fmt_metric(value: object, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}".rstrip("0").rstrip(".") or "0"
-    return str(value)
-
-
-def _environment() -> Environment:
-    env = Environment(loader=ChoiceLoader([PackageLoader("auditor_reports", "templates")]), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update({"fmt": fmt_metric, "severity_class": lambda s: _SEVERITY_CLASS.get(Severity(s), "")})
-    from auditor import charts  # inline SVG charts; they escape their own text and return Markup
-
-    env.globals.update(severity_summary=charts.severity_summary, class_ssim_bars=charts.class_ssim_bars,
-                       similarity_histogram=charts.similarity_histogram, hbars=charts.hbars)
-    return env
-
 
 def _preflight_sentence(report: AuditReport) -> str:
     preflight = getattr(report, "preflight", None)
@@ -77,26 +53,9 @@ def first_screen(report: AuditReport) -> list[str]:
 
 
 def render_html(report: AuditReport) -> str:
-    env = _environment()
-    css = env.loader.get_source(env, "style.css")[0]  # type: ignore[union-attr]
     counts = {s.value: sum(1 for f in report.findings if f.severity == s) for s in reversed(list(Severity))}
-    return env.get_template("report.html").render(report=report, css=css, findings=report.findings, severity_counts=counts,
-                                                  show_private=report.member_images, first_screen=first_screen(report))
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return render_page("report.html", report=report, findings=report.findings, severity_counts=counts,
+                       show_private=report.member_images, first_screen=first_screen(report))
 
 
 def strip_private(report: AuditReport) -> AuditReport:
@@ -118,8 +77,7 @@ def write_report(report: AuditReport, out_dir: Path) -> Path:
 
 
 def load_report(path: Path) -> AuditReport:
-    from auditor.errors import UsageError
-
+    """Read a ``report.json``; a missing or foreign file is a :class:`UsageError`."""
     try:
         return AuditReport.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

@@ -1,52 +1,49 @@
 """Score reconstructions against the data the auditor holds, calibrated by real non-members.
 
 Per reconstruction: the nearest same-class member (by the configured comparison, plain or
-affine-fit SSIM, see :mod:`auditor.similarity`), a one-to-one Hungarian match per class, the
+affine-fit SSIM, see :mod:`auditor.scoring.similarity`), a one-to-one Hungarian match per class, the
 nearest calibration non-member, and optionally the LPIPS nearest. The reference images are split
-per class into a calibration part and a held-out null part (:mod:`auditor.scoring_reference`);
+per class into a calibration part and a held-out null part (:mod:`auditor.scoring.reference`);
 the null goes through exactly the same path as the reconstructions. From that:
 
 * likely copies: nearest-member similarity above the conformal threshold at ``alpha``
-  (:mod:`auditor.scoring_calibration`) and closer to the member than to an equal-size pool of
+  (:mod:`auditor.scoring.calibration`) and closer to the member than to an equal-size pool of
   non-members; their count against the null's rate by a one-sided binomial test;
 * distinct members recovered: the members that likely copies point to;
-* the null-centred gap with a subsampling interval (:mod:`auditor.scoring_gap`);
+* the null-centred gap with a subsampling interval (:mod:`auditor.scoring.gap`);
 * TPR at the lowest null FPRs the null's size supports.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from auditor.data import AuditData
-from auditor.results import ClassScore, SampleScore, Scores
-from auditor.scoring_calibration import CopyRule, copy_p_value, fit_copy_rule, tpr_at_null_fpr
-from auditor.scoring_config import ScoringConfig
-from auditor.scoring_gap import GapClass, centred_gap, expected_max, subsample_interval
-from auditor.scoring_reference import ReferenceClass, reference_classes, split_reference
-from auditor.similarity import (  # noqa: F401 - re-exported: `from auditor.scoring import ssim` keeps working
+from auditor.core.results import ClassScore, SampleScore, Scores
+from auditor.data.sets import AuditData
+from auditor.scoring.calibration import (
+    CopyRule,
+    copy_p_value,
+    fit_copy_rule,
+    tpr_at_null_fpr,
+)
+from auditor.scoring.config import ScoringConfig
+from auditor.scoring.gap import GapClass, centred_gap, expected_max, subsample_interval
+from auditor.scoring.reference import ReferenceClass, reference_classes, split_reference
+from auditor.scoring.similarity import (
     WIN,
-    affine_ssim,
-    affine_ssim_matrix,
     ensure_min_size,
     hungarian_match,
-    psnr,
     similarity_matrix,
-    ssim,
-    ssim_matrix,
 )
 
 if TYPE_CHECKING:
-    from auditor.lpips_cache import LpipsScorer
+    from auditor.scoring.lpips_scorer import LpipsScorer
 
 log = logging.getLogger(__name__)
-
-__all__ = ["ScoringConfig", "score_reconstructions", "ssim", "ssim_matrix", "affine_ssim", "affine_ssim_matrix",
-           "similarity_matrix", "psnr", "ensure_min_size", "hungarian_match"]
 
 
 def _validate(recon: torch.Tensor, labels: torch.Tensor, data: AuditData) -> tuple[torch.Tensor, np.ndarray]:
@@ -64,11 +61,7 @@ def _validate(recon: torch.Tensor, labels: torch.Tensor, data: AuditData) -> tup
 
 
 def _names(data: AuditData, labels: list[int]) -> str:
-    return ", ".join(_name(data, c) for c in labels)
-
-
-def _name(data: AuditData, c: int) -> str:
-    return data.class_names[c] if c < len(data.class_names) else str(c)
+    return ", ".join(data.class_name(c) for c in labels)
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -122,7 +115,7 @@ def _copy_rule(refs: dict[int, ReferenceClass], data: AuditData, cfg: ScoringCon
         f"threshold at alpha = {cfg.alpha:g} (the ceil((n+1)(1-alpha))-th of n calibration non-members' nearest-member "
         "similarities, per class) and it is closer to that member than to an equal-size pool of calibration non-members. "
         "Held-out non-members go through the same rule as the null.")
-    text = rule.describe({c: _name(data, c) for c in refs})
+    text = rule.describe({c: data.class_name(c) for c in refs})
     short = [c for c, k in refs.items() if len(k.members) > len(k.calibration)]
     if short:
         notes.append(f"In classes {_names(data, short)} the members outnumber the calibration pool, so the closer-than check "
@@ -133,10 +126,10 @@ def _copy_rule(refs: dict[int, ReferenceClass], data: AuditData, cfg: ScoringCon
 
 
 def score_reconstructions(recon: torch.Tensor, labels: torch.Tensor, data: AuditData, *, config: ScoringConfig | None = None,
-                          lpips: LpipsScorer | None = None, seed: int = 0) -> Scores:
+                          lpips: LpipsScorer | None = None, seed: int = 0, cache: dict[Any, Any] | None = None) -> Scores:
     """Score reconstructions [N, C, H, W] (labels [N]) against the members and reference data.
 
-    Deterministic for a seed.
+    Deterministic for a seed. ``cache`` is the audit's scoring cache (see :mod:`auditor.scoring.reference`).
 
     Raises:
         ValueError: reconstructions or labels disagree with the data.
@@ -153,7 +146,7 @@ def score_reconstructions(recon: torch.Tensor, labels: torch.Tensor, data: Audit
                      f"{s_recon.shape[-2]}x{s_recon.shape[-1]} for SSIM (its Gaussian window needs {WIN} px).")
     samples = [SampleScore(index=i, label=int(c)) for i, c in enumerate(lab)]
     scores = Scores(calibrated=False, comparison=cfg.comparison)
-    refs = reference_classes(data, s_mem, s_ref, cfg, seed) if s_ref is not None else {}
+    refs = reference_classes(data, s_mem, s_ref, cfg, seed, cache) if s_ref is not None else {}
     rows: dict[int, np.ndarray] = {}
     to_mem: dict[int, np.ndarray] = {}
     to_ref: dict[int, np.ndarray] = {}
@@ -234,7 +227,7 @@ def _judge(scores: Scores, samples: list[SampleScore], refs: dict[int, Reference
         extra = {"calibration_count": len(k.calibration) if cs not in rule.pooled else 0, "threshold_pooled": cs in rule.pooled,
                  "null_count": len(k.null), "null_copy_rate": float(null_flags[cs].mean()) if len(k.null) else None,
                  "copy_threshold": rule.thresholds[cs]}
-        scores.per_class.append(ClassScore(label=cs, name=_name(data, cs), count=len(rows[cs]), **extra))
+        scores.per_class.append(ClassScore(label=cs, name=data.class_name(cs), count=len(rows[cs]), **extra))
     null_all = {c: np.concatenate([k.calibration_best, k.null_best]) for c, k in refs.items()}
     best = {c: to_mem[c].max(axis=1) for c in rows if c in to_mem and c in refs}
     scores.roc_null_count = int(sum(len(v) for v in null_all.values()))
@@ -273,7 +266,7 @@ def _aggregate(scores: Scores, samples: list[SampleScore], rows: dict[int, np.nd
     for c, r in rows.items():
         mine = [samples[i] for i in r]
         best_vals = [s.nearest_member_ssim for s in mine if s.nearest_member_ssim is not None]
-        entry = by_label.get(c) or ClassScore(label=c, name=_name(data, c), count=len(mine))
+        entry = by_label.get(c) or ClassScore(label=c, name=data.class_name(c), count=len(mine))
         entry.matched_ssim_mean = _mean([s.matched_member_ssim for s in mine])
         entry.best_ssim_mean, entry.best_ssim_max = _mean(best_vals), (max(best_vals) if best_vals else None)
         entry.reference_best_ssim_mean = _mean([s.nearest_reference_ssim for s in mine])
