@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table, write_json  # noqa: E402
+from common import table, write_json
 
 START, END = "<!-- bench_batch:start -->", "<!-- bench_batch:end -->"
 SCALE_START, SCALE_END = "<!-- scale_estimate:start -->", "<!-- scale_estimate:end -->"

@@ -201,7 +201,8 @@ def goals(results: dict) -> dict:
         return min(cands, key=lambda c: (-c["answered"], c["median_s"])) if cands else None
 
     out = {}
-    sat_only = lambda c: c["phases"] != "relax"  # noqa: E731
+    def sat_only(c):
+        return c["phases"] != "relax"
     for label, pred in (("sat_only", sat_only), ("any", lambda c: True)):
         b = best("100-100-10", "scratch", pred)
         out[f"10x10_scratch_median_lt_1s[{label}]"] = b and {"config": b["label"], "median_s": b["median_s"],

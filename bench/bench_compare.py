@@ -20,16 +20,16 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table, trained, write_json  # noqa: E402
+from common import table, trained, write_json
 
-from auditor.core.attack import RunContext  # noqa: E402
-from auditor.report.images import make_grid, png_base64  # noqa: E402
-from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions  # noqa: E402
+from auditor.core.attack import RunContext
+from auditor.report.images import make_grid, png_base64
+from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
 
 PER_CLASS = 10
 
 
-def run_miface(model, seconds: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict]:  # noqa: ANN001
+def run_miface(model, seconds: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """MIFace (Fredrikson et al.) through ART, resumed in chunks of 10 iterations until the budget is spent."""
     from art.attacks.inference.model_inversion import MIFace
     from art.estimators.classification import PyTorchClassifier
@@ -48,7 +48,7 @@ def run_miface(model, seconds: float, seed: int) -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(x), torch.from_numpy(labels), {"iterations": 10 * chunks}
 
 
-def run_plugin(name: str, model, seconds: float, seed: int, data) -> tuple[torch.Tensor, torch.Tensor, dict]:  # noqa: ANN001
+def run_plugin(name: str, model, seconds: float, seed: int, data) -> tuple[torch.Tensor, torch.Tensor, dict]:
     ctx = RunContext(device=torch.device("cpu"), seed=seed, show_progress=False)
     if name == "inversion":
         from auditor_inversion.attack import InversionConfig, NetworkInversion

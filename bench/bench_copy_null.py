@@ -18,19 +18,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from scipy.stats import binom  # noqa: E402
+import numpy as np
+import torch
+from scipy.stats import binom
 
-from auditor.data.sets import AuditData, balanced_subset, load_images  # noqa: E402
-from auditor.lab.presets import preset  # noqa: E402
-from auditor.core.results import AttackResult  # noqa: E402
-from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions  # noqa: E402
-from auditor.core.severity import reconstruction_findings  # noqa: E402
-from bench.common import table, write_json  # noqa: E402
+from auditor.core.results import AttackResult
+from auditor.core.severity import reconstruction_findings
+from auditor.data.sets import AuditData, balanced_subset, load_images
+from auditor.lab.presets import preset
+from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
+from bench.common import table, write_json
 
 
-def run_one(train, test, n_members: int, n_fresh: int, n_reference: int, comparison: str, seed: int) -> dict:  # noqa: ANN001
+def run_one(train, test, n_members: int, n_fresh: int, n_reference: int, comparison: str, seed: int) -> dict:
     members = train.subset(balanced_subset(train.labels.numpy(), n_members, seed))
     order = np.random.default_rng([seed, 99]).permutation(len(test))
     fresh_idx = np.concatenate([order[test.labels.numpy()[order] == c][:n_fresh // 10] for c in range(10)])

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, table, trained, write_json  # noqa: E402
+from common import CACHE, table, trained, write_json
 
 PLUGIN_OPTIONS = {
     "inversion": ["--set", "inversion.steps=40", "--set", "inversion.train_seconds=600"],
@@ -28,7 +28,7 @@ PLUGIN_OPTIONS = {
 }
 
 
-def export_pt2(model, path: Path) -> Path:  # noqa: ANN001
+def export_pt2(model, path: Path) -> Path:
     """torch.export of the bare network with normalisation baked in, so both formats take pixels in [0, 1]."""
     if not path.exists():
         program = torch.export.export(model.module().eval(), (torch.rand(2, *model.input_shape),),
@@ -61,10 +61,10 @@ def main() -> None:
     p.add_argument("--plugins", default="inversion,tldr,shortcut,bnn_sat")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import numpy as np
+
     from auditor.data.sets import balanced_subset, load_images
     from auditor.lab.presets import preset
-
-    import numpy as np
 
     ds = preset("mnist")
     work = CACHE / "e2e"
@@ -79,7 +79,7 @@ def main() -> None:
     targets: list[tuple[str, str, str, str, list[str]]] = []
     for arch in archs:
         model, onnx_path, data = trained("mnist", arch, 1000)
-        members_npz = work / f"mnist-members-1000.npz"
+        members_npz = work / "mnist-members-1000.npz"
         if not members_npz.exists():
             np.savez(members_npz, x=(data.members.images * 255).round().to(torch.uint8).numpy()[:, 0], y=data.members.labels.numpy())
         pt2 = export_pt2(model, work / f"mnist-{arch}-1000.pt2")

@@ -16,17 +16,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import likeness_scale, mnist_data, table, trained, write_json  # noqa: E402
+from common import likeness_scale, table, trained, write_json
 
-from auditor.core.attack import RunContext  # noqa: E402
-from auditor.models.loaders import load_model  # noqa: E402
-from auditor.models.model import ModelSpec  # noqa: E402
-from auditor.scoring.reconstructions import ssim_matrix  # noqa: E402
-from auditor_inversion.attack import class_statistics  # noqa: E402
-from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator  # noqa: E402
+from auditor.core.attack import RunContext
+from auditor.models.loaders import load_model
+from auditor.models.model import ModelSpec
+from auditor.scoring.reconstructions import ssim_matrix
+from auditor_inversion.attack import class_statistics
+from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
 
 
-def run_inversion(model, settings: InversionSettings, seed: int = 0, n: int = 100):  # noqa: ANN001, ANN201
+def run_inversion(model, settings: InversionSettings, seed: int = 0, n: int = 100):
     torch.manual_seed(seed)
     g = build_generator(model.num_classes, model.input_shape, settings)
     log = train_generator(model.module(), g, settings, RunContext(device=torch.device("cpu"), seed=seed, show_progress=False))
@@ -35,7 +35,7 @@ def run_inversion(model, settings: InversionSettings, seed: int = 0, n: int = 10
     return images, labels, class_statistics(model, images, labels, model.num_classes), log
 
 
-def data_likeness(images, labels, data) -> dict[str, float]:  # noqa: ANN001
+def data_likeness(images, labels, data) -> dict[str, float]:
     """Mean best SSIM to the class's members; the same for a blurry class average and for real unseen digits."""
     best = [ssim_matrix(images[labels == k][:20], data.members.of_class(k)).max(1).values.mean() for k in range(data.num_classes)]
     return {"best_ssim": float(torch.stack(best).mean()), **likeness_scale(data)}

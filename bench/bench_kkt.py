@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, table, write_json  # noqa: E402
-from kkt_targets import ROWS, Recipe, target  # noqa: E402
+from common import CACHE, table, write_json
+from kkt_targets import ROWS, Recipe, target
 
 log = logging.getLogger("bench.kkt")
 RESULTS = Path(__file__).resolve().parent / "results" / "kkt.json"
@@ -51,11 +51,11 @@ def comparison() -> str | None:
     return "affine" if "comparison" in ScoringConfig.model_fields else None
 
 
-def run_one(r: Recipe, method: str, budget: float, model, data) -> dict[str, object]:  # noqa: ANN001
+def run_one(r: Recipe, method: str, budget: float, model, data) -> dict[str, object]:
     from auditor.engine.config import AuditConfig
-    from auditor.models.model import ModelSpec
     from auditor.engine.plugins import get_plugin_manager
     from auditor.engine.runner import run_audit
+    from auditor.models.model import ModelSpec
 
     scoring = {"comparison": comparison()} if comparison() else {}
     config = AuditConfig.model_validate({

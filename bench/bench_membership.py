@@ -21,20 +21,20 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, table, trained, write_json  # noqa: E402
+from common import CACHE, table, trained, write_json
 
-from auditor.lab import zoo  # noqa: E402
-from auditor.core.attack import RunContext  # noqa: E402
-from auditor.data.sets import AuditData, balanced_subset, load_images  # noqa: E402
-from auditor.models.model import Preprocess, from_module  # noqa: E402
-from auditor.lab.presets import preset  # noqa: E402
-from auditor.core.results import AttackResult  # noqa: E402
-from auditor_membership import MembershipConfig, MembershipInference  # noqa: E402
-from auditor_membership.attack import evaluation_split  # noqa: E402
+from auditor.core.attack import RunContext
+from auditor.core.results import AttackResult
+from auditor.data.sets import AuditData, balanced_subset, load_images
+from auditor.lab import zoo
+from auditor.lab.presets import preset
+from auditor.models.model import Preprocess, from_module
+from auditor_membership import MembershipConfig, MembershipInference
+from auditor_membership.attack import evaluation_split
 
 log = logging.getLogger("bench.membership")
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -43,7 +43,7 @@ START, END = "<!-- bench_membership:start -->", "<!-- bench_membership:end -->"
 DP_EPSILON, DP_DELTA, DP_N = 8.0, 1e-5, 5000
 
 
-def dp_model(epochs: int = 15):  # noqa: ANN201
+def dp_model(epochs: int = 15):
     """The zoo's tinycnn with BatchNorm replaced by GroupNorm (Opacus' validator), trained with DP-SGD to ε = 8, δ = 1e-5."""
     from opacus import PrivacyEngine
     from opacus.validators import ModuleValidator
@@ -88,14 +88,14 @@ def dp_model(epochs: int = 15):  # noqa: ANN201
     return classifier, members, info
 
 
-def peer_auditml(net: torch.nn.Module, ds, members, non_members) -> dict:  # noqa: ANN001
+def peer_auditml(net: torch.nn.Module, ds, members, non_members) -> dict:
     """auditml 0.1.0's ThresholdMIA (loss), on the same evaluation sets; metrics from its per-example scores."""
     from auditml.attacks.mia_threshold import ThresholdMIA
     from sklearn.metrics import roc_auc_score, roc_curve
 
     module = torch.nn.Sequential(Preprocess((0.0, 1.0), ds.mean, ds.std, channels_last=False), net).eval()
 
-    def loader(images, labels):  # noqa: ANN001, ANN202
+    def loader(images, labels):
         return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=256, shuffle=False)
 
     start = time.monotonic()
@@ -110,7 +110,7 @@ def peer_auditml(net: torch.nn.Module, ds, members, non_members) -> dict:  # noq
             "accuracy_at_its_threshold": float(own.get("accuracy", float("nan"))), "seconds": round(seconds, 2)}
 
 
-def audit(name: str, model, members, ds, n_train: int, extra: dict, quick: bool, setting: str = "default",  # noqa: ANN001, PLR0913
+def audit(name: str, model, members, ds, n_train: int, extra: dict, quick: bool, setting: str = "default",
           options: dict | None = None, with_peer: bool = True) -> dict:
     test = load_images(ds.test)
     if quick:
@@ -146,7 +146,7 @@ def render(payload: dict, heading: bool = True) -> str:
     """The markdown section for docs/benchmarks.md, from the JSON only (``heading=False``: run_all writes its own)."""
     rows = payload["rows"]
 
-    def pct(v):  # noqa: ANN001, ANN202
+    def pct(v):
         return "–" if v is None else f"{v:.1%}"
 
     lines = [START] + (["## 6. Membership inference: the `membership` plugin vs auditml's threshold attack", ""] if heading else []) + [

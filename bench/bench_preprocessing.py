@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, replace_section, table, trained, write_json  # noqa: E402
+from common import CACHE, replace_section, table, trained, write_json
 
-from auditor.engine.config import build_config  # noqa: E402
-from auditor.engine.plugins import get_plugin_manager  # noqa: E402
-from auditor.engine.runner import run_audit  # noqa: E402
+from auditor.engine.config import build_config
+from auditor.engine.plugins import get_plugin_manager
+from auditor.engine.runner import run_audit
 
 START, END = "<!-- bench_preprocessing:start -->", "<!-- bench_preprocessing:end -->"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -44,7 +44,7 @@ class RawPixelsSoftmax(nn.Module):
         return torch.softmax(self.net((x / 255.0 - self.mean) / self.std), dim=1)
 
 
-def export_softmax_255(net: nn.Module, ds, shape: tuple[int, int, int], path: Path) -> Path:  # noqa: ANN001
+def export_softmax_255(net: nn.Module, ds, shape: tuple[int, int, int], path: Path) -> Path:
     if not path.exists():
         torch.onnx.export(RawPixelsSoftmax(net, ds.mean, ds.std).eval(), (torch.rand(2, *shape) * 255,), str(path),
                           input_names=["x"], output_names=["probabilities"], dynamic_axes={"x": {0: "n"}, "probabilities": {0: "n"}},
@@ -52,7 +52,7 @@ def export_softmax_255(net: nn.Module, ds, shape: tuple[int, int, int], path: Pa
     return path
 
 
-def audit(path: Path, data, steps: int, members: Path, reference: Path) -> dict:  # noqa: ANN001
+def audit(path: Path, data, steps: int, members: Path, reference: Path) -> dict:
     config = build_config({"model": {"source": str(path)}, "data": {"members": str(members), "reference": str(reference)},
                            "run": {"plugins": ["inversion"], "show_progress": False},
                            "attacks": {"inversion": {"steps": steps, "train_seconds": 100000.0}}, "report": {"fail_on": None}})

@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from skimage.metrics import structural_similarity  # noqa: E402
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
 
-from auditor.data.sets import AuditData, LabeledImages, load_images  # noqa: E402
-from auditor.core.paths import datasets_dir  # noqa: E402
-from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions, ssim, ssim_matrix  # noqa: E402
+from auditor.core.paths import datasets_dir
+from auditor.data.sets import AuditData, LabeledImages, load_images
+from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions, ssim, ssim_matrix
 
 
 def _skimage(a: torch.Tensor, b: torch.Tensor) -> float:

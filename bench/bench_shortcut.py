@@ -20,16 +20,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
 
-import torch  # noqa: E402
+import torch
 
-from auditor.lab import zoo  # noqa: E402
-from auditor.core.attack import RunContext  # noqa: E402
-from auditor.data.sets import AuditData, load_images  # noqa: E402
-from auditor.models.model import from_module  # noqa: E402
-from auditor.core.paths import datasets_dir  # noqa: E402
-from auditor_shortcut.attack import ShortcutConfig, ShortcutProbe  # noqa: E402
-from auditor_shortcut.planting import Shortcut, ShortcutSpec  # noqa: E402
-from auditor_shortcut.probe import within_cell  # noqa: E402
+from auditor.core.attack import RunContext
+from auditor.core.paths import datasets_dir
+from auditor.data.sets import AuditData, load_images
+from auditor.lab import zoo
+from auditor.models.model import from_module
+from auditor_shortcut.attack import ShortcutConfig, ShortcutProbe
+from auditor_shortcut.planting import Shortcut, ShortcutSpec
+from auditor_shortcut.probe import within_cell
 
 MEAN, STD = (0.1307,), (0.3081,)
 

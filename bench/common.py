@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from auditor.lab import zoo
 from auditor.data.sets import AuditData, balanced_subset, load_images
-from auditor.models.model import from_module
+from auditor.lab import zoo
 from auditor.lab.presets import preset
+from auditor.models.model import from_module
 
 log = logging.getLogger("bench")
 CACHE = Path(__file__).resolve().parent / "cache"
@@ -27,7 +27,7 @@ def mnist_data(dataset: str, n_members: int, n_reference: int = 1000, seed: int 
     return AuditData(members, reference, 10, ds.class_names), ds
 
 
-def trained(dataset: str, arch: str, n: int, seed: int = 0, epochs: int | None = None):  # noqa: ANN201
+def trained(dataset: str, arch: str, n: int, seed: int = 0, epochs: int | None = None):
     """A classifier trained by this project on ``n`` class-balanced images (cached under bench/cache/)."""
     data, ds = mnist_data(dataset, n, seed=seed)
     path = CACHE / f"{dataset}-{arch}-{n}-s{seed}.pt"

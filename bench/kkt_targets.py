@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from auditor.data.sets import AuditData, balanced_subset, load_images
-from auditor.models.model import from_module
 from auditor.lab.presets import preset
+from auditor.models.model import from_module
 
 log = logging.getLogger("bench.kkt")
 
@@ -109,7 +109,7 @@ def train_sgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, cap_s: float, ep
     return {"train_loss": float(loss), "train_steps": steps, "train_seconds": round(time.monotonic() - start, 1)}
 
 
-def target(r: Recipe, cache) -> tuple[object, AuditData, dict[str, float]]:  # noqa: ANN001
+def target(r: Recipe, cache) -> tuple[object, AuditData, dict[str, float]]:
     """The trained classifier (float32, preprocessing = minus the members' mean pixel), its data, and training facts."""
     data, mean = audit_data(r)
     torch.manual_seed(0)

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, likeness_scale, table, trained, write_json  # noqa: E402
+from common import CACHE, likeness_scale, table, trained, write_json
 
 # Every variant is merged into BASE, the settings before this sweep (grad 2, no candidate selection, z unscaled),
 # so the tables in docs/tldr.md stay reproducible whatever the current defaults are; "defaults" is the current config.
@@ -52,10 +52,10 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def load(args: argparse.Namespace):  # noqa: ANN201
+def load(args: argparse.Namespace):
     if args.data_file:
-        from auditor.lab import zoo
         from auditor.data.sets import AuditData, LabeledImages
+        from auditor.lab import zoo
         from auditor.models.model import from_module
         blob = torch.load(args.data_file, weights_only=True)
         data = AuditData(LabeledImages(blob["members_x"], blob["members_y"], "members"),

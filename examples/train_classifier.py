@@ -19,12 +19,9 @@ from pathlib import Path
 
 import torch
 
-from auditor.lab import zoo
 from auditor.data.sets import load_images
+from auditor.lab import zoo
 from auditor.lab.presets import PRESETS, preset
-
-
-
 
 
 def main() -> None:

@@ -17,11 +17,11 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="audit batch needs Ray: python3 -m pip install 'auditor[batch]'")
 
-from auditor.batch.manifest import expand, parse_manifest  # noqa: E402
-from auditor.batch.outputs import most_severe  # noqa: E402
-from auditor.batch.worker import FAULT_ENV, PARTIAL_PREFIX  # noqa: E402
-from auditor.cli.main import main  # noqa: E402
-from auditor.lab.testing import IMAGE_SHAPE, export_tiny_onnx, make_audit_data, train_tiny  # noqa: E402
+from auditor.batch.manifest import expand, parse_manifest  # noqa: E402 - imported after pytest.importorskip skips the module
+from auditor.batch.outputs import most_severe  # noqa: E402 - imported after pytest.importorskip skips the module
+from auditor.batch.worker import FAULT_ENV, PARTIAL_PREFIX  # noqa: E402 - imported after pytest.importorskip skips the module
+from auditor.cli.main import main  # noqa: E402 - imported after pytest.importorskip skips the module
+from auditor.lab.testing import IMAGE_SHAPE, export_tiny_onnx, make_audit_data, train_tiny  # noqa: E402 - imported after pytest.importorskip skips the module
 
 GOOD = ["m0.onnx", "m1.onnx", "m2.onnx"]
 TIMING_KEYS = {"created", "duration_s", "train_seconds", "seconds"}
@@ -58,7 +58,7 @@ def _entries(out: Path) -> dict[str, dict]:
     return {e["name"]: e for e in json.loads((out / "batch.json").read_text())["entries"]}
 
 
-def _normalised(value):  # noqa: ANN001, ANN202
+def _normalised(value):
     """report.json without what measures time: timing fields, and durations quoted in text ('(0 s)')."""
     if isinstance(value, dict):
         return {k: _normalised(v) for k, v in value.items() if k not in TIMING_KEYS}
@@ -70,7 +70,7 @@ def _normalised(value):  # noqa: ANN001, ANN202
 
 
 @pytest.fixture(scope="module")
-def parallel(workdir: Path, local_ray) -> tuple[int, Path]:  # noqa: ANN001
+def parallel(workdir: Path, local_ray) -> tuple[int, Path]:
     code = _batch(workdir, "parallel", "--workers", "2", "--junit", str(workdir / "parallel.xml"), "--sarif", str(workdir / "parallel.sarif"))
     return code, workdir / "parallel"
 
@@ -165,7 +165,7 @@ def test_rerun_skips_complete_reports_and_force_reaudits(workdir, parallel):
     assert entries["m0.onnx"]["status"] == "completed" and entries["m1.onnx"]["status"] == "up to date"
 
 
-def test_killed_worker_is_recorded_and_leaves_no_partial_report(workdir, local_ray, monkeypatch):  # noqa: ANN001
+def test_killed_worker_is_recorded_and_leaves_no_partial_report(workdir, local_ray, monkeypatch):
     monkeypatch.setenv(FAULT_ENV, "m1.onnx")  # SIGKILL half-way through writing the report, every attempt
     code = _batch(workdir, "killed", "--workers", "2", "--retries", "0")
     out = workdir / "killed"
@@ -178,7 +178,7 @@ def test_killed_worker_is_recorded_and_leaves_no_partial_report(workdir, local_r
     assert code == 2  # the broken file still ranks first
 
 
-def test_killed_worker_is_retried_once(workdir, local_ray, monkeypatch):  # noqa: ANN001
+def test_killed_worker_is_retried_once(workdir, local_ray, monkeypatch):
     monkeypatch.setenv(FAULT_ENV, "m1.onnx:once")
     assert _batch(workdir, "retried", "--workers", "2", "--retries", "1") == 2
     out = workdir / "retried"
@@ -188,7 +188,7 @@ def test_killed_worker_is_retried_once(workdir, local_ray, monkeypatch):  # noqa
     assert not list(out.glob(f"{PARTIAL_PREFIX}*"))
 
 
-def test_privacy_study_runs_its_cells_on_ray(tmp_path, local_ray):  # noqa: ANN001
+def test_privacy_study_runs_its_cells_on_ray(tmp_path, local_ray):
     from auditor_tldr.study import study_main
 
     code = study_main(["--dataset", "digits", "--archs", "mlp,cnn", "--sizes", "50", "--epochs", "2", "--reference", "100", "--attacks",

@@ -9,10 +9,10 @@ import torch
 from pydantic import ValidationError
 
 from auditor.core.attack import Capability, RunContext
-from auditor.data.sets import AuditData, LabeledImages
 from auditor.core.errors import CapabilityError
-from auditor.models.model import from_module
 from auditor.core.results import AttackResult
+from auditor.data.sets import AuditData, LabeledImages
+from auditor.models.model import from_module
 from auditor_bnn_sat import BnnSatInversion, auditor_register_attacks
 from auditor_bnn_sat.bnn import random_bnn
 from auditor_bnn_sat.fold import extract_network

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from auditor.core.errors import CapabilityError
-from auditor.models.model import from_module
 from auditor.core.paths import datasets_dir
+from auditor.models.model import from_module
 from auditor_bnn_sat.bnn import BNN, SignActivation, deploy_module, random_bnn
 from auditor_bnn_sat.extract import stages_from_onnx
 from auditor_bnn_sat.fold import extract_network

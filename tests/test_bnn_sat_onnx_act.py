@@ -14,10 +14,10 @@ import torch
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402 - imported after pytest.importorskip skips the module
 
-from auditor.core.errors import CapabilityError  # noqa: E402
-from auditor_bnn_sat.fold import extract_network  # noqa: E402
+from auditor.core.errors import CapabilityError  # noqa: E402 - imported after pytest.importorskip skips the module
+from auditor_bnn_sat.fold import extract_network  # noqa: E402 - imported after pytest.importorskip skips the module
 
 SHAPE, HIDDEN, CLASSES = (1, 4, 4), 8, 3
 N_IN = 16
@@ -38,7 +38,7 @@ def _graph(p: dict[str, np.ndarray], form: str, **override: object) -> onnx.Mode
     """x -> (x >= 0.5) -> ±1 -> MatMul -> Mul(gain) -> (v >= thr * gain) -> ±act -> Mul(0.5) -> MatMul -> Add."""
     inits = []
 
-    def c(name: str, value) -> str:  # noqa: ANN001
+    def c(name: str, value) -> str:
         inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
         return name
 

@@ -83,7 +83,7 @@ def test_enumeration_matches_exhaustive(net_key, solver, encoding, strategy, pha
 def test_hamming_ball_and_fixed_bits(strategy, encoding):
     net, pred, sets = truth("dense")
     center = ALL_BITS[1234]
-    dist = (ALL_BITS != center).sum(1)
+    dist = (center != ALL_BITS).sum(1)
     with Engine(net, solver="mc", encoding=encoding, strategy=strategy) as engine:
         for t in range(5):
             r = engine.query(t, count=10_000, time_limit=60, hamming=(center, 3))

@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from auditor.core.results import (AttackResult, AuditReport, ClassScore, DataInfo, Figure, Finding, ModelInfo, SampleScore, Scores,
-                             Severity)
+from auditor.core.results import AttackResult, AuditReport, ClassScore, DataInfo, Figure, Finding, ModelInfo, SampleScore, Scores, Severity
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -228,8 +227,8 @@ def audited(tiny_onnx_path, audit_data, tmp_path_factory) -> Path:
         sys.path.remove(str(ROOT / "examples" / "example_plugin" / "src"))
     from auditor.engine.config import build_config
     from auditor.engine.plugins import get_plugin_manager
-    from auditor.report.html import write_report
     from auditor.engine.runner import run_audit
+    from auditor.report.html import write_report
 
     out = tmp_path_factory.mktemp("browser-report")
     np.savez(out / "members.npz", x=audit_data.members.images.numpy(), y=audit_data.members.labels.numpy())

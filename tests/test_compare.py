@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from auditor.report.charts import class_ssim_bars, hbars, nice_ticks, severity_summary, similarity_histogram
 from auditor.cli.main import main
+from auditor.core.results import AttackResult, AuditReport, ClassScore, Finding, ModelInfo, SampleScore, Scores, Severity
+from auditor.report.charts import class_ssim_bars, hbars, nice_ticks, severity_summary, similarity_histogram
 from auditor.report.compare import compare_reports, leakage_key, summarize
 from auditor.report.html import render_html, write_report
-from auditor.core.results import AttackResult, AuditReport, ClassScore, Finding, ModelInfo, SampleScore, Scores, Severity
 
 XSS = "<script>alert(1)</script>"
 

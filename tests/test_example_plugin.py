@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from auditor.engine.plugins import collect_attacks
 from auditor.core.results import AttackResult, Severity
+from auditor.engine.plugins import collect_attacks
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "example_plugin"
@@ -121,11 +121,11 @@ def test_with_the_auditor_testing_fixtures(membership, plugin_manager, run_attac
 
 
 def test_without_reference_data_it_is_skipped(membership, tiny_classifier, audit_data):
-    from auditor.core.attack import RunContext
-    from auditor.data.sets import AuditData
-    from auditor.core.errors import CapabilityError
-
     import torch
+
+    from auditor.core.attack import RunContext
+    from auditor.core.errors import CapabilityError
+    from auditor.data.sets import AuditData
 
     with pytest.raises(CapabilityError, match="reference"):
         membership.MembershipInference().run(tiny_classifier, AuditData(audit_data.members, None, 3, audit_data.class_names),

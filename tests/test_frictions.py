@@ -183,8 +183,8 @@ def test_well_known_names_resolve_through_auditor_datasets(user, datasets, monke
                               "--reference-limit", "30", "--dry-run")
     assert code == 0, err
 
-    from auditor.data.sets import load_images
     from auditor.data.known import locate
+    from auditor.data.sets import load_images
 
     first = load_images("fashion-mnist:test")
     assert first.class_names[0] == "T-shirt/top" and len(first) == 10000  # the README of the datasets: 1,000 per class

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor import Attack, AttackOutput, hookimpl, hookspecs
+from auditor import Attack, AttackOutput, hookimpl
+from auditor.core import hookspecs
 from auditor.core.errors import PluginLoadError
 from auditor.engine.plugins import collect_attacks, collect_studies, get_plugin_manager
 
@@ -57,14 +58,14 @@ class _Attack(Attack):
     name = "hooked"
     summary = "an attack offered through auditor_register_attacks"
 
-    def run(self, model, data, ctx):  # noqa: ANN001, ANN201
+    def run(self, model, data, ctx):
         return AttackOutput()
 
 
 def test_hook_auditor_register_attacks_offers_attack_classes():
     class Plugin:
         @hookimpl
-        def auditor_register_attacks(self):  # noqa: ANN202
+        def auditor_register_attacks(self):
             return [_Attack]
 
     pm = get_plugin_manager(autoload=False)
@@ -74,7 +75,7 @@ def test_hook_auditor_register_attacks_offers_attack_classes():
 
     class NotAnAttack:
         @hookimpl
-        def auditor_register_attacks(self):  # noqa: ANN202
+        def auditor_register_attacks(self):
             return [object]
 
     pm.register(NotAnAttack(), name="wrong")
@@ -90,7 +91,7 @@ def test_hook_auditor_register_studies_offers_named_studies():
 
     class Plugin:
         @hookimpl
-        def auditor_register_studies(self):  # noqa: ANN202
+        def auditor_register_studies(self):
             return [study]
 
     pm = get_plugin_manager(autoload=False)
@@ -101,7 +102,7 @@ def test_hook_auditor_register_studies_offers_named_studies():
 
     class Again:
         @hookimpl
-        def auditor_register_studies(self):  # noqa: ANN202
+        def auditor_register_studies(self):
             return [study]
 
     pm.register(Again(), name="again")

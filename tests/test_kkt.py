@@ -99,17 +99,17 @@ def test_explained_shares_add_up_to_the_projection() -> None:
         assert float(shares[i]) == pytest.approx(want, rel=1e-8)
 
 
-def test_smoke_run_on_onnx(run_attack) -> None:  # noqa: ANN001
+def test_smoke_run_on_onnx(run_attack) -> None:
     result = run_attack(auditor_kkt, "kkt", seconds=5.0)
     assert result.status == "completed", result.reason
     assert result.metrics["candidates"] > 0 and result.metrics["steps"] >= 1
     assert any("candidates converged" in n for n in result.notes)
 
 
-def test_torch_model_directly(audit_data) -> None:  # noqa: ANN001
+def test_torch_model_directly(audit_data) -> None:
     from auditor.core.attack import RunContext
-    from auditor.models.model import from_module
     from auditor.lab.testing import IMAGE_SHAPE, NUM_CLASSES, train_tiny
+    from auditor.models.model import from_module
 
     model = from_module(train_tiny(audit_data, steps=5), num_classes=NUM_CLASSES, input_shape=IMAGE_SHAPE, mean=(0.5,), std=(0.25,))
     attack = auditor_kkt.KktReconstruction(KktConfig(seconds=3.0, steps=20, candidates_per_class=2, min_share=-1e9, output="exact"))

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from auditor.data.sets import AuditData, LabeledImages
 from auditor.core.errors import ModelLoadError, UsageError
+from auditor.data.sets import AuditData, LabeledImages
 from auditor.scoring.lpips_scorer import BACKBONE_FILES, LpipsScorer, install_backbone
 from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
 

@@ -16,9 +16,9 @@ import torch
 from scipy.stats import beta, betabinom, binomtest
 
 from auditor.core.attack import RunContext
+from auditor.core.results import AttackResult, Severity
 from auditor.data.sets import AuditData, LabeledImages
 from auditor.models.model import from_module
-from auditor.core.results import AttackResult, Severity
 from auditor_membership import MembershipConfig, MembershipInference, rmia
 from auditor_membership.calibration import class_pvalues, conformal_rank, set_thresholds, split_reference
 from auditor_membership.metrics import auc, best_balanced_accuracy, exact_rate

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from auditor.lab import zoo
 from auditor.core.attack import Capability
 from auditor.core.errors import CapabilityError, ModelLoadError
+from auditor.lab import zoo
 from auditor.models.loaders import load_model
 from auditor.models.model import ModelSpec, from_module
 

@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("qonnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("sklearn")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402 - imported after pytest.importorskip skips the module
 
 HIDDEN, CLASSES, SIDE = 32, 10, 8
 
@@ -87,7 +86,7 @@ def build(variant: Variant, x: np.ndarray, y: np.ndarray) -> onnx.ModelProto:
 
     inits, nodes = [], []
 
-    def const(name: str, value) -> str:  # noqa: ANN001
+    def const(name: str, value) -> str:
         inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
         return name
 
@@ -166,12 +165,12 @@ def probe_images(x: np.ndarray, y: np.ndarray, n_random: int = 24) -> np.ndarray
 
 
 @pytest.fixture(scope="module")
-def data():  # noqa: ANN201
+def data():
     return digits()
 
 
 @pytest.fixture(scope="module", params=VARIANTS, ids=[v.name for v in VARIANTS])
-def built(request, data, tmp_path_factory):  # noqa: ANN001, ANN201
+def built(request, data, tmp_path_factory):
     from auditor.models.loaders import load_model
     from auditor.models.model import ModelSpec
 
@@ -184,7 +183,7 @@ def built(request, data, tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="module")
-def data_files(data, tmp_path_factory):  # noqa: ANN001, ANN201
+def data_files(data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("qonnx-data")
     np.savez(folder / "members.npz", x=data[0], y=data[1])
     np.savez(folder / "reference.npz", x=data[2], y=data[3])
@@ -225,7 +224,7 @@ def test_lowered_graph_matches_qonnx_executor_at_exact_zeros(built, data):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
-def _single_quantiser(op: str, domain: str, **attrs) -> onnx.ModelProto:  # noqa: ANN003
+def _single_quantiser(op: str, domain: str, **attrs) -> onnx.ModelProto:
     inits = [numpy_helper.from_array(np.array(0.5, np.float32), "scale")]
     inputs = ["x", "scale"]
     if op == "Quant":

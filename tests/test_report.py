@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import re
 
-from auditor.report.html import load_report, render_html, write_report
 from auditor.core.results import AttackResult, AuditReport, ClassScore, DataInfo, Figure, Finding, ModelInfo, Scores, Severity
+from auditor.report.html import load_report, render_html, write_report
 
 XSS = '<script>alert(1)</script>'
 IMG = '"><img src=x onerror=alert(2)>'

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import base64
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import torch
 from PIL import Image
 
+from auditor.core.results import AttackResult, AuditReport, Figure, ModelInfo
 from auditor.data.sets import AuditData, LabeledImages
 from auditor.report.html import first_screen, render_html
-from auditor.core.results import AttackResult, AuditReport, Figure, ModelInfo
 from auditor.report.score_figures import score_figures
 from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
 
@@ -71,7 +71,7 @@ def test_no_member_images_withholds_copies_everywhere() -> None:
 
 
 def _report(result: AttackResult, member_images: bool) -> AuditReport:
-    return AuditReport(tool_version="0", created=datetime.now(timezone.utc), seed=0, model=ModelInfo(source="m", format="onnx"),
+    return AuditReport(tool_version="0", created=datetime.now(UTC), seed=0, model=ModelInfo(source="m", format="onnx"),
                        results=[result], member_images=member_images, verdict="fails the gate: highest finding is high")
 
 

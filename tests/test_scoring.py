@@ -312,7 +312,7 @@ def test_affine_comparison_finds_a_contrast_changed_copy() -> None:
 # --------------------------------------------------------------------------- real MNIST digits as the null
 
 
-def _mnist_null(datasets, comparison: str, seed: int = 0):  # noqa: ANN001, ANN202
+def _mnist_null(datasets, comparison: str, seed: int = 0):
     from auditor.data.sets import balanced_subset, load_images
 
     root = datasets / "mnist"
@@ -331,7 +331,7 @@ def _mnist_null(datasets, comparison: str, seed: int = 0):  # noqa: ANN001, ANN2
 
 
 @pytest.mark.parametrize("comparison", ["affine", "ssim"])
-def test_held_out_mnist_digits_give_no_finding_above_info(datasets, comparison: str) -> None:  # noqa: ANN001
+def test_held_out_mnist_digits_give_no_finding_above_info(datasets, comparison: str) -> None:
     """500 real test digits, none a member, scored as reconstructions against 100 training digits."""
     from scipy.stats import binom
 

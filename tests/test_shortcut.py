@@ -7,9 +7,9 @@ from torch import nn
 
 import auditor_shortcut
 from auditor.core.attack import Capability, RunContext
+from auditor.core.results import Severity
 from auditor.data.sets import AuditData, LabeledImages, load_images
 from auditor.models.model import Classifier, from_module
-from auditor.core.results import Severity
 from auditor_shortcut.attack import ShortcutConfig, ShortcutProbe
 from auditor_shortcut.evidence import concentration, mark_boxes, patch_presence
 from auditor_shortcut.planting import Shortcut, ShortcutSpec, ring_positions
@@ -124,7 +124,7 @@ def _train_mlp(images: torch.Tensor, labels: torch.Tensor) -> nn.Module:
 
 
 @pytest.fixture(scope="module")
-def mnist(datasets) -> tuple[LabeledImages, AuditData]:  # noqa: ANN001
+def mnist(datasets) -> tuple[LabeledImages, AuditData]:
     train = load_images(f"{datasets}/mnist:train", limit=2000, subset_seed=0)
     test = load_images(f"{datasets}/mnist:test", limit=600, subset_seed=1)
     return train, AuditData(members=test, reference=None, num_classes=10, class_names=tuple(str(i) for i in range(10)))
@@ -135,7 +135,7 @@ def planted_shortcut() -> Shortcut:
     return Shortcut(ShortcutSpec(mode="position", patch_size=3), 10, (1, 28, 28))
 
 
-def _audit(net: nn.Module, data: AuditData, **options: object):  # noqa: ANN202
+def _audit(net: nn.Module, data: AuditData, **options: object):
     model = from_module(net, num_classes=10, input_shape=(1, 28, 28), mean=MNIST_MEAN, std=MNIST_STD)
     return ShortcutProbe(ShortcutConfig(**options)).run(model, data, RunContext(device=torch.device("cpu"), seed=0, show_progress=False))
 

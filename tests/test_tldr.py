@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 from torch import nn
 
 import auditor_tldr
 from auditor_tldr import attack as tldr_attack
-from auditor_tldr.losses import (per_sample_gradient_norms, perturb, perturbed_losses, pixel_range_term, tv_term,
-                                 weight_gradient_term)
+from auditor_tldr.losses import per_sample_gradient_norms, perturb, perturbed_losses, pixel_range_term, tv_term, weight_gradient_term
 
 
 def test_tv_matches_loops():
@@ -74,8 +72,8 @@ def test_weight_gradient_term_is_differentiable_in_the_images():
 
 def test_phases_switch_from_soft_to_hot(monkeypatch, tiny_net):
     from auditor.core.attack import RunContext
-    from auditor.models.model import from_module
     from auditor.lab.testing import make_audit_data
+    from auditor.models.model import from_module
 
     calls = []
     real = tldr_attack.train_generator

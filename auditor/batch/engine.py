@@ -56,7 +56,7 @@ class Outcome:
         return self.error is None
 
 
-def import_ray():  # noqa: ANN201
+def import_ray():
     try:
         import ray
     except ImportError as exc:
@@ -87,7 +87,7 @@ def ray_session(address: str | None, num_cpus: float | None, num_gpus: float | N
     start = time.monotonic()
     try:
         ray.init(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - ConnectionError, auth errors, bad addresses: say what was tried
+    except Exception as exc:
         raise UsageError(f"could not {'join the Ray cluster at ' + repr(address) if address else 'start a local Ray instance'}: "
                          f"{type(exc).__name__}: {exc}") from exc
     log.info("Ray %s ready in %.1f s (%s)", ray.__version__, time.monotonic() - start, ray.cluster_resources())
@@ -97,7 +97,7 @@ def ray_session(address: str | None, num_cpus: float | None, num_gpus: float | N
         ray.shutdown()
 
 
-def _check_fits(ray, cells: Sequence[Cell]) -> None:  # noqa: ANN001
+def _check_fits(ray, cells: Sequence[Cell]) -> None:
     total = ray.cluster_resources()
     for kind, need in (("CPU", max(c.num_cpus for c in cells)), ("GPU", max(c.num_gpus for c in cells))):
         if need > total.get(kind, 0):
@@ -123,7 +123,7 @@ def _run_in_process(cells: Sequence[Cell], on_done: Callable[[Outcome], None] | 
         start = time.monotonic()
         try:
             outcome = Outcome(cell.key, value=cell.fn(cell.payload))
-        except Exception as exc:  # noqa: BLE001 - one cell's failure is recorded, the others run
+        except Exception as exc:
             log.debug("cell %s raised", cell.key, exc_info=True)
             outcome = Outcome(cell.key, error=f"{type(exc).__name__}: {exc}")
         outcome.seconds = round(time.monotonic() - start, 3)

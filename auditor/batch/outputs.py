@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -52,7 +52,7 @@ class BatchSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int = 1
     tool_version: str = __version__
-    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     exit_code: int = 0
     engine: dict[str, Any] = Field(default_factory=dict)
     seconds: float = 0.0

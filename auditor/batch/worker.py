@@ -61,7 +61,7 @@ class CellSummary(BaseModel):
     pid: int = 0
 
 
-def plugin_fingerprint(pm) -> list[dict[str, Any]]:  # noqa: ANN001
+def plugin_fingerprint(pm) -> list[dict[str, Any]]:
     """The auditor's version and every plugin's distribution and version: a new attack version changes the key."""
     from auditor.engine.plugins import plugin_infos
 
@@ -88,7 +88,7 @@ def _should_fault(cell: AuditCell) -> bool:
     return cell.fault is not None
 
 
-def publish(report, out_dir: Path, folder: str, *, fault: bool = False) -> Path:  # noqa: ANN001
+def publish(report, out_dir: Path, folder: str, *, fault: bool = False) -> Path:
     """Write the report into a temporary folder beside ``out_dir / folder``, then rename it into place.
 
     An existing folder (``--force``) is moved aside first and removed after the rename, so the folder
@@ -158,7 +158,7 @@ def audit_cell(payload: dict[str, Any]) -> dict[str, Any]:
     except AuditorError as exc:
         summary = CellSummary(**base, status="failed", exit_code=exc.exit_code, reason=str(exc), verdict="not audited",
                               duration_s=round(time.monotonic() - start, 3))
-    except Exception as exc:  # noqa: BLE001 - one model's crash is that model's failure, never the batch's
+    except Exception as exc:
         log.debug("audit of %s raised", cell.name, exc_info=True)
         summary = CellSummary(**base, status="failed", exit_code=2, reason=f"{type(exc).__name__}: {exc}", verdict="not audited",
                               duration_s=round(time.monotonic() - start, 3))

@@ -83,7 +83,7 @@ class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so that temporary report files are removed on the way out."""
 
 
-def _on_sigterm(signum, frame):  # noqa: ANN001, ARG001
+def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except _Terminated:
         sys.stderr.write("audit: terminated; no report was replaced\n")
         return 143
-    except Exception as exc:  # noqa: BLE001 - never a bare traceback for users; -vv shows it
+    except Exception as exc:
         log.debug("internal error", exc_info=True)
         sys.stderr.write(f"audit: error: {type(exc).__name__}: {one_line(str(exc))} (run with -vv for the traceback)\n")
         return 2

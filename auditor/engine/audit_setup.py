@@ -38,7 +38,7 @@ def check_model_behaviour(model: Classifier, data: AuditData | None) -> list[str
     probe = data.members.images[:32] if fits else torch.rand((8, *model.input_shape), generator=torch.Generator().manual_seed(3))
     try:
         first, second = model.logits(probe), model.logits(probe)
-    except Exception as exc:  # a model that fails on real inputs is reported, not run  # noqa: BLE001
+    except Exception as exc:  # a model that fails on real inputs is reported, not run
         from auditor.core.errors import AuditorError
 
         if isinstance(exc, AuditorError):
@@ -60,7 +60,7 @@ def check_model_behaviour(model: Classifier, data: AuditData | None) -> list[str
     return problems
 
 
-def prepare(config: AuditConfig, pm, *, model: Classifier | None = None, data: AuditData | None = None) -> Prepared:  # noqa: ANN001
+def prepare(config: AuditConfig, pm, *, model: Classifier | None = None, data: AuditData | None = None) -> Prepared:
     """Model and data ready for the attacks. A model passed in keeps its preprocessing (the preflight only checks it)."""
     given = model is not None
     members = reference = None

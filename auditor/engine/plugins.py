@@ -54,11 +54,11 @@ def _load_entry_points(pm: AuditorPluginManager) -> None:
         pm.records[ep.name] = PluginRecord(ep.name, dist.metadata["Name"] if dist else None, dist.version if dist else None)
 
 
-def _trace_before(hook_name: str, hook_impls: list, kwargs: dict) -> None:  # noqa: ANN001
+def _trace_before(hook_name: str, hook_impls: list, kwargs: dict) -> None:
     log.info("hook %s(%s) -> %s", hook_name, ", ".join(kwargs), [i.plugin_name for i in hook_impls])
 
 
-def _trace_after(outcome, hook_name: str, hook_impls: list, kwargs: dict) -> None:  # noqa: ANN001
+def _trace_after(outcome, hook_name: str, hook_impls: list, kwargs: dict) -> None:
     log.info("hook %s returned %r", hook_name, outcome.get_result() if outcome.exception is None else outcome.exception)
 
 

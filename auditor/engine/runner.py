@@ -10,7 +10,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pluggy
 import torch
@@ -220,7 +220,7 @@ def run_audit(config: AuditConfig, pm: pluggy.PluginManager, *, dry_run: bool = 
         raise UsageError("--device cuda was asked for, but torch sees no CUDA device here")
     prepared = prepare(config, pm, model=model, data=data)
     model, data, behaviour = prepared.model, prepared.data, prepared.behaviour
-    report = AuditReport(tool_version=__version__, created=datetime.now(timezone.utc), seed=config.run.seed,
+    report = AuditReport(tool_version=__version__, created=datetime.now(UTC), seed=config.run.seed,
                          fail_on=config.report.fail_on, member_images=config.report.member_images,
                          model=model.info.model_copy(update={"warnings": model.info.warnings + behaviour}),
                          data=data_info(data) if data else None, preflight=prepared.preflight, config=config.model_dump(mode="json"),

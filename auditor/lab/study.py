@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ class StudyReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int = 1
     tool_version: str = __version__
-    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     title: str
     summary: str = ""
     settings: dict[str, Any] = Field(default_factory=dict)

@@ -96,7 +96,7 @@ def tiny_onnx_path(tiny_net: TinyNet, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(params=["torch", "onnx"])
-def tiny_classifier(request: pytest.FixtureRequest, tiny_net: TinyNet):  # noqa: ANN201
+def tiny_classifier(request: pytest.FixtureRequest, tiny_net: TinyNet):
     from auditor.models.loaders import load_model
     from auditor.models.model import ModelSpec, from_module
 
@@ -107,14 +107,14 @@ def tiny_classifier(request: pytest.FixtureRequest, tiny_net: TinyNet):  # noqa:
 
 
 @pytest.fixture
-def plugin_manager():  # noqa: ANN201
+def plugin_manager():
     from auditor.engine.plugins import get_plugin_manager
 
     return get_plugin_manager(autoload=False)
 
 
 @pytest.fixture
-def run_attack(tiny_onnx_path: Path, audit_data: AuditData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def run_attack(tiny_onnx_path: Path, audit_data: AuditData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """``run_attack(plugin_module_or_object, attack_name, **options) -> AttackResult`` in smoke mode on the tiny ONNX model."""
     import numpy as np
 
@@ -126,7 +126,7 @@ def run_attack(tiny_onnx_path: Path, audit_data: AuditData, tmp_path: Path, monk
     np.savez(npz_members, x=audit_data.members.images.numpy(), y=audit_data.members.labels.numpy())
     np.savez(npz_reference, x=audit_data.reference.images.numpy(), y=audit_data.reference.labels.numpy())
 
-    def _run(plugin: object, attack: str, **options: object):  # noqa: ANN202
+    def _run(plugin: object, attack: str, **options: object):
         pm = get_plugin_manager(autoload=False)
         pm.register(plugin, name=getattr(plugin, "__name__", attack))
         config = build_config({"model": {"source": str(tiny_onnx_path)},

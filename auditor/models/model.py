@@ -7,6 +7,7 @@ same probabilities, so attacks always see logits.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -171,10 +172,8 @@ class Classifier(ABC):
 
     def to(self, device: torch.device | str) -> Classifier:
         """Move the differentiable module (when there is one) to ``device``; queries follow it where they can."""
-        try:
+        with contextlib.suppress(CapabilityError):  # a query-only model has no module to move
             self.module().to(device)
-        except CapabilityError:
-            pass
         return self
 
     def predict(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:

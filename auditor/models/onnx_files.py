@@ -8,22 +8,22 @@ import numpy as np
 from auditor.core.errors import ModelLoadError
 
 
-def parameter_count(model_proto) -> int:  # noqa: ANN001
+def parameter_count(model_proto) -> int:
     total = 0
     for init in model_proto.graph.initializer:
         total += int(np.prod(list(init.dims), dtype=np.int64)) if init.dims else 1
     return total
 
 
-def all_tensors(model_proto):  # noqa: ANN001, ANN201
+def all_tensors(model_proto):
     """Every TensorProto that can hold external data: initializers, sparse initializers and node
     attributes, in the main graph, in subgraphs (If/Loop/Scan bodies) and in local functions."""
 
-    def of_sparse(sparse):  # noqa: ANN001, ANN202
+    def of_sparse(sparse):
         yield sparse.values
         yield sparse.indices
 
-    def of_node(node):  # noqa: ANN001, ANN202
+    def of_node(node):
         for attribute in node.attribute:
             if attribute.HasField("t"):
                 yield attribute.t
@@ -37,7 +37,7 @@ def all_tensors(model_proto):  # noqa: ANN001, ANN201
             for graph in attribute.graphs:
                 yield from of_graph(graph)
 
-    def of_graph(graph):  # noqa: ANN001, ANN202
+    def of_graph(graph):
         yield from graph.initializer
         for sparse in graph.sparse_initializer:
             yield from of_sparse(sparse)
@@ -50,7 +50,7 @@ def all_tensors(model_proto):  # noqa: ANN001, ANN201
             yield from of_node(node)
 
 
-def external_data_paths(model_proto) -> list[str]:  # noqa: ANN001
+def external_data_paths(model_proto) -> list[str]:
     """Locations named by external-data tensors."""
     locations = []
     for init in all_tensors(model_proto):
@@ -61,7 +61,7 @@ def external_data_paths(model_proto) -> list[str]:  # noqa: ANN001
     return locations
 
 
-def check_external_data(model_path: Path, model_proto) -> None:  # noqa: ANN001
+def check_external_data(model_path: Path, model_proto) -> None:
     """Refuse external-data references that leave the model's folder or are missing or short.
 
     Every tensor is checked (initializers, sparse initializers, node attributes, subgraphs and

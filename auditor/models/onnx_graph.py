@@ -34,24 +34,24 @@ class GraphEdits:
     fixed_batch: int | None = None
 
 
-def _dims(value_info) -> list[int | str | None]:  # noqa: ANN001 - onnx ValueInfoProto
+def _dims(value_info) -> list[int | str | None]:
     out: list[int | str | None] = []
     for d in value_info.type.tensor_type.shape.dim:
         out.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
     return out
 
 
-def graph_inputs(proto):  # noqa: ANN001, ANN201
+def graph_inputs(proto):
     """The graph inputs that are not initializers (old exporters list weights as inputs too)."""
     initializers = {i.name for i in proto.graph.initializer}
     return [i for i in proto.graph.input if i.name not in initializers]
 
 
-def _producers(graph) -> dict[str, object]:  # noqa: ANN001
+def _producers(graph) -> dict[str, object]:
     return {out: node for node in graph.node for out in node.output}
 
 
-def select_output(proto, candidates: list[tuple[str, list[int]]], *, expected_classes: int | None,  # noqa: ANN001, ANN201
+def select_output(proto, candidates: list[tuple[str, list[int]]], *, expected_classes: int | None,
                   output_name: str | None, edits: GraphEdits):
     """Keep one output. ``candidates`` are (name, shape of a probe batch's result) for every output."""
     names = [name for name, _ in candidates]
@@ -86,7 +86,7 @@ def select_output(proto, candidates: list[tuple[str, list[int]]], *, expected_cl
     return edited
 
 
-def expose_logits(proto, edits: GraphEdits):  # noqa: ANN001, ANN201
+def expose_logits(proto, edits: GraphEdits):
     """Read a final ``Softmax`` (over the class axis of a 2-D tensor) at its input.
 
     The logarithm of probabilities loses every class whose probability underflows (its gradient
@@ -115,7 +115,7 @@ def expose_logits(proto, edits: GraphEdits):  # noqa: ANN001, ANN201
     return edited
 
 
-def _constant_values(graph) -> dict[str, tuple[str, object]]:  # noqa: ANN001
+def _constant_values(graph) -> dict[str, tuple[str, object]]:
     """name -> ('init', TensorProto) or ('node', Constant NodeProto) for constant tensors."""
     found: dict[str, tuple[str, object]] = {t.name: ("init", t) for t in graph.initializer}
     for node in graph.node:
@@ -124,7 +124,7 @@ def _constant_values(graph) -> dict[str, tuple[str, object]]:  # noqa: ANN001
     return found
 
 
-def make_batch_symbolic(proto, fixed_batch: int, edits: GraphEdits):  # noqa: ANN001, ANN201
+def make_batch_symbolic(proto, fixed_batch: int, edits: GraphEdits):
     """Symbolic batch on the input and outputs; ``Reshape`` shape constants led by the batch become 0 (copy it).
 
     Returns the edited graph. The caller must check it against the original graph, run

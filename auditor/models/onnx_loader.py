@@ -35,7 +35,7 @@ _HINTS = {
 }
 
 
-def _session(proto):  # noqa: ANN001, ANN202
+def _session(proto):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -56,7 +56,7 @@ def refuse_if_not_onnx(path: Path) -> None:
         raise ModelLoadError(f"{path} is {what}, not an ONNX model, although its name ends in .onnx; refused: {hint}")
 
 
-def _probe_outputs(proto, input_shape_guess: list[int]) -> list[tuple[str, list[int]]]:  # noqa: ANN001
+def _probe_outputs(proto, input_shape_guess: list[int]) -> list[tuple[str, list[int]]]:
     session = _session(proto)
     meta = session.get_inputs()[0]
     dtype = np.float16 if "float16" in meta.type else np.float32
@@ -65,7 +65,7 @@ def _probe_outputs(proto, input_shape_guess: list[int]) -> list[tuple[str, list[
     return [(o.name, list(np.shape(v))) for o, v in zip(session.get_outputs(), outs)]
 
 
-def _probe_shape(proto, spec: ModelSpec) -> list[int]:  # noqa: ANN001
+def _probe_shape(proto, spec: ModelSpec) -> list[int]:
     from auditor.models.onnx_model import _static_dims, infer_layout
 
     dims = _static_dims(graph_inputs(proto)[0])
@@ -77,7 +77,7 @@ def _probe_shape(proto, spec: ModelSpec) -> list[int]:  # noqa: ANN001
     return [batch, h, w, c] if layout.channels_last else [batch, c, h, w]
 
 
-def _free_batch(proto, spec: ModelSpec, edits: GraphEdits):  # noqa: ANN001, ANN202
+def _free_batch(proto, spec: ModelSpec, edits: GraphEdits):
     """(proto, session, chunk): the batch made symbolic when that agrees with the original graph run at its
     fixed size; otherwise the original graph, run in chunks of that size."""
     from auditor.models.onnx_model import _static_dims, fixed_chunks
@@ -95,7 +95,7 @@ def _free_batch(proto, spec: ModelSpec, edits: GraphEdits):  # noqa: ANN001, ANN
         session = _session(edited)
         got = session.run(None, {session.get_inputs()[0].name: x})[0]
         agree = got.shape == expected.shape and np.allclose(got, expected, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
-    except Exception as exc:  # onnxruntime refuses the edited graph
+    except Exception as exc:  # noqa: BLE001 - onnxruntime refuses the edited graph
         agree, why = False, f"{type(exc).__name__}: {str(exc)[:200]}"
     else:
         why = "its outputs differ from the original graph's"
@@ -107,7 +107,7 @@ def _free_batch(proto, spec: ModelSpec, edits: GraphEdits):  # noqa: ANN001, ANN
     return proto, original, fixed
 
 
-def load_onnx(path: Path, spec: ModelSpec):  # noqa: ANN201 - OnnxClassifier
+def load_onnx(path: Path, spec: ModelSpec):
     import onnx
 
     from auditor.models.onnx_files import (

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 MAX_INPUT_ELEMENTS = 3 * 512 * 512
 
 
-def _static_dims(value_info) -> list[int | None]:  # noqa: ANN001 - onnx ValueInfoProto
+def _static_dims(value_info) -> list[int | None]:
     dims: list[int | None] = []
     for d in value_info.type.tensor_type.shape.dim:
         dims.append(d.dim_value if d.HasField("dim_value") else None)
@@ -109,7 +109,7 @@ class FixedBatch(nn.Module):
         return torch.cat([self.net(chunk) for chunk in fixed_chunks(x, self.batch)])[: len(x)]
 
 
-def fixed_chunks(x, batch: int):  # noqa: ANN001, ANN201 - torch tensors or numpy arrays
+def fixed_chunks(x, batch: int):
     """Chunks of exactly ``batch`` rows; the last is padded by repeating its final row (cut off afterwards)."""
     for i in range(0, len(x), batch):
         chunk = x[i:i + batch]
@@ -123,7 +123,7 @@ def fixed_chunks(x, batch: int):  # noqa: ANN001, ANN201 - torch tensors or nump
 class OnnxClassifier(Classifier):
     """An ONNX image classifier. ``chunk`` is the graph's fixed batch size when it could not be made symbolic."""
 
-    def __init__(self, model_proto, session, spec: ModelSpec, info: ModelInfo, *, chunk: int | None = None) -> None:  # noqa: ANN001
+    def __init__(self, model_proto, session, spec: ModelSpec, info: ModelInfo, *, chunk: int | None = None) -> None:
         self.onnx_model = model_proto
         self._session = session
         self._chunk = chunk
@@ -196,7 +196,7 @@ class OnnxClassifier(Classifier):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 net = ConvertModel(source, experimental=True).eval()
-        except Exception as exc:  # converter raises many types for unsupported graphs
+        except Exception as exc:  # noqa: BLE001 - converter raises many types for unsupported graphs
             reason = f"onnx2pytorch conversion failed: {type(exc).__name__}: {exc}"
             log.warning("%s; gradients unavailable, queries still work", reason)
             return None, reason
@@ -212,7 +212,7 @@ class OnnxClassifier(Classifier):
         try:
             with torch.no_grad():
                 converted = module(batch).float()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a converted module that fails on real inputs loses gradients; queries still work
             reason = f"converted module failed to run: {type(exc).__name__}: {exc}"
             return None, reason
         reference = self.logits(batch)

@@ -24,12 +24,12 @@ _LOWERED = ("Quant", "BipolarQuant")
 _ROUNDING = {"ROUND": "Round", "HALF_EVEN": "Round", "FLOOR": "Floor", "CEIL": "Ceil"}
 
 
-def is_qonnx(proto) -> bool:  # noqa: ANN001
+def is_qonnx(proto) -> bool:
     return any(n.domain in QONNX_DOMAINS or n.op_type in (*_LOWERED, "Trunc", "MultiThreshold") and n.domain
                for n in proto.graph.node)
 
 
-def _fold_weight_quantisers(proto):  # noqa: ANN001, ANN201
+def _fold_weight_quantisers(proto):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
@@ -40,7 +40,7 @@ def _fold_weight_quantisers(proto):  # noqa: ANN001, ANN201
 
 
 class _Lowering:
-    def __init__(self, graph) -> None:  # noqa: ANN001
+    def __init__(self, graph) -> None:
         from onnx import numpy_helper
 
         self.graph = graph
@@ -62,7 +62,7 @@ class _Lowering:
         out = f"{hint}__{op.lower()}{self.count}"
         return helper.make_node(op, inputs, [out], name=out), out
 
-    def value(self, name: str, what: str, node) -> np.ndarray:  # noqa: ANN001
+    def value(self, name: str, what: str, node) -> np.ndarray:
         if name not in self.consts:
             raise ModelLoadError(f"{node.op_type} {node.name!r}: its {what} is computed at run time; only constant {what}s can be lowered")
         return self.consts[name]
@@ -72,7 +72,7 @@ class _Lowering:
         where, out = self.node("Where", [cond, self.const(1.0, hint), self.const(-1.0, hint)], hint)
         return [ge, where], out
 
-    def lower(self, node) -> list:  # noqa: ANN001
+    def lower(self, node) -> list:
         """Standard nodes computing ``node``; the last one writes ``node.output[0]``."""
         from onnx import helper
 
@@ -119,7 +119,7 @@ class _Lowering:
         return nodes
 
 
-def lower_qonnx(proto):  # noqa: ANN001, ANN201
+def lower_qonnx(proto):
     """(standard-ONNX proto, notes). Raises :class:`ModelLoadError` for QONNX ops it cannot lower."""
     from onnx import helper
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 class _QueryGradient(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, query: Callable[[torch.Tensor], torch.Tensor], directions: int,  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor, query: Callable[[torch.Tensor], torch.Tensor], directions: int,
                 sigma: float, counter: list[int]) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.query, ctx.directions, ctx.sigma, ctx.counter = query, directions, sigma, counter
@@ -33,7 +33,7 @@ class _QueryGradient(torch.autograd.Function):
         return query(x.detach())
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx, grad_out: torch.Tensor):
         (x,) = ctx.saved_tensors
         n, q, sigma = x.shape[0], ctx.directions, ctx.sigma
         u = torch.randn((q, *x.shape), dtype=x.dtype)
@@ -81,7 +81,7 @@ class ZerothOrderClassifier(Classifier):
     def queries(self) -> int:
         return self._module.queries[0]
 
-    def __getattr__(self, name: str):  # noqa: ANN204 - forward onnx_model, initializers, ...
+    def __getattr__(self, name: str):
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)

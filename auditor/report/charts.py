@@ -73,7 +73,7 @@ def _legend(x: float, y: float, items: list[tuple[str, str]]) -> list[str]:
     return out
 
 
-def _y_axis(body: list[str], ticks: list[float], y_of, left: float, right: float, label: str) -> None:  # noqa: ANN001
+def _y_axis(body: list[str], ticks: list[float], y_of, left: float, right: float, label: str) -> None:
     for t in ticks:
         y = y_of(t)
         body.append(f'<line x1="{_f(left)}" x2="{_f(right)}" y1="{_f(y)}" y2="{_f(y)}" stroke="{GRID}"/>'

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,7 +62,7 @@ class Comparison(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int = 1
     tool_version: str = __version__
-    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     title: str = "Privacy audits compared"
     ranking_rule: str = RANKING_RULE
     entries: list[ComparedAudit] = Field(default_factory=list)

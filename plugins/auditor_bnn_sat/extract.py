@@ -135,7 +135,8 @@ def _export_onnx(net: nn.Module, input_shape: tuple[int, ...] | None = None):  #
 def _bn_op(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float) -> Op:
     def op(v: np.ndarray) -> np.ndarray:
         shape = [1, -1] + [1] * (v.ndim - 2)
-        r = lambda a: a.astype(np.float32).reshape(shape)  # noqa: E731
+        def r(a):
+            return a.astype(np.float32).reshape(shape)
         return ((v - r(mean)) / np.sqrt(r(var) + np.float32(eps)) * r(scale) + r(bias)).astype(np.float32)
     return op
 

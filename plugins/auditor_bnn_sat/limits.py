@@ -80,7 +80,7 @@ def run_forked(fn: Callable[[], T], timeout: float, what: str = "the child") -> 
     def child() -> None:
         try:
             send.send((True, fn()))
-        except BaseException as exc:  # report, never hang the parent
+        except BaseException as exc:  # noqa: BLE001 - report, never hang the parent
             send.send((False, exc))
 
     proc = ctx.Process(target=child, daemon=True)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 COMPARE = ("GreaterOrEqual", "LessOrEqual")
 
 
-def apply_compare(node, cur: str, other: list[np.ndarray], st: Stage) -> None:  # noqa: ANN001
+def apply_compare(node, cur: str, other: list[np.ndarray], st: Stage) -> None:
     """``v >= c`` (or ``c <= v``) is ``v - c >= 0`` exactly in IEEE floats (``v - c`` is 0 only when
     ``v == c``, and rounding keeps its sign): the threshold becomes an op; ``c >= v`` becomes ``c - v``."""
     c = other[0].astype(np.float32)
@@ -32,7 +32,7 @@ def apply_compare(node, cur: str, other: list[np.ndarray], st: Stage) -> None:  
     st.pending = f"{node.op_type} {node.name or node.output[0]}"
 
 
-def apply_where(node, cur: str, consts: dict, st: Stage) -> None:  # noqa: ANN001
+def apply_where(node, cur: str, consts: dict, st: Stage) -> None:
     """``Where(v >= 0, a, -a)`` is ``a`` times the activation that maps 0 (and -0.0) to +1."""
     if node.op_type != "Where" or len(node.input) != 3 or node.input[0] != cur:
         raise not_bnn(f"{st.pending} is followed by {node.op_type} ({node.name or node.output[0]}); expected Where(cond, +a, -a)")
@@ -44,7 +44,7 @@ def apply_where(node, cur: str, consts: dict, st: Stage) -> None:  # noqa: ANN00
         st.out_scale = a.astype(np.float64)
 
 
-def after_activation(node, attrs: dict, cur: str, other: list[np.ndarray], st: Stage) -> None:  # noqa: ANN001
+def after_activation(node, attrs: dict, cur: str, other: list[np.ndarray], st: Stage) -> None:
     """Between an activation and the next linear map: scales (folded into that map), flattens, no-ops."""
     op = node.op_type
     if op in ("Identity", "Dropout") or (op == "Cast" and attrs.get("to", 1) == 1):
@@ -59,7 +59,7 @@ def after_activation(node, attrs: dict, cur: str, other: list[np.ndarray], st: S
     raise not_bnn(f"{op} {node.name} follows a sign activation; expected MatMul or Gemm (or a Mul by a constant)")
 
 
-def column_scale(scale: np.ndarray, n_in: int, node) -> np.ndarray:  # noqa: ANN001
+def column_scale(scale: np.ndarray, n_in: int, node) -> np.ndarray:
     """The activation scale as one factor per input of the next linear map (a scalar, or one per element)."""
     if scale.size == 1:
         return np.full(n_in, float(scale.reshape(-1)[0]))

@@ -135,7 +135,7 @@ def export_onnx(model: torch.nn.Module, path: Path, input_shape: tuple[int, int,
     names = dict(input_names=["pixels"], output_names=["logits"], dynamic_axes={"pixels": {0: "n"}, "logits": {0: "n"}})
     try:
         torch.onnx.export(module, dummy, str(path), dynamo=False, **names)
-    except Exception as exc:  # older/newer exporters differ; the dynamo exporter is the fallback
+    except Exception as exc:  # noqa: BLE001 - older/newer exporters differ; the dynamo exporter is the fallback
         log.info("TorchScript ONNX export failed (%s); using the dynamo exporter", exc)
         torch.onnx.export(module, dummy, str(path), dynamo=True, external_data=False)
     return path

@@ -14,5 +14,5 @@ from auditor_inversion.attack import NetworkInversion
 
 
 @hookimpl
-def auditor_register_attacks():  # noqa: ANN201
+def auditor_register_attacks():
     return [NetworkInversion]

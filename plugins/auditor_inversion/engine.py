@@ -29,6 +29,10 @@ from auditor_inversion.losses import (
     kl_term,
     ortho_term,
 )
+from auditor_inversion.summaries import class_grid_figure, class_statistics, statistics_table, summary_metrics
+
+__all__ = ["InversionSettings", "TrainLog", "build_generator", "ce_term", "class_grid_figure", "class_statistics", "cosine_term",
+           "kl_term", "ortho_term", "sample", "statistics_table", "summary_metrics", "train_generator"]
 
 log = logging.getLogger(__name__)
 

@@ -16,5 +16,5 @@ from auditor_kkt.attack import KktReconstruction
 
 
 @hookimpl
-def auditor_register_attacks():  # noqa: ANN201
+def auditor_register_attacks():
     return [KktReconstruction]

@@ -64,7 +64,7 @@ def evaluation_split(n_members: int, reference_labels: np.ndarray, max_members: 
     return m_idx, r_idx, cal_pos, held_pos
 
 
-def _cell(est, digits: int = 3, pct: bool = False) -> str:  # noqa: ANN001
+def _cell(est, digits: int = 3, pct: bool = False) -> str:
     if est is None:
         return "not supported"
     f = (lambda v: f"{v:.{max(digits - 2, 1)}%}") if pct else (lambda v: f"{v:.{digits}f}")
@@ -80,7 +80,7 @@ class MembershipInference(Attack):
     requires = frozenset({Capability.QUERY})
     Config = MembershipConfig
 
-    def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:  # noqa: C901
+    def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:
         cfg: MembershipConfig = self.config  # type: ignore[assignment]
         limits = {k: min(getattr(cfg, k), v) if ctx.smoke else getattr(cfg, k) for k, v in SMOKE.items()}
         if data.reference is None or len(data.reference) < 4:
@@ -123,7 +123,7 @@ class MembershipInference(Attack):
         return AttackOutput(metrics=metrics, tables=[self._table(evaluations, primary, len(m_idx), len(cal_pos), len(held_pos), level)],
                             figures=figures, notes=notes, score=False)
 
-    def _rmia(self, model: Classifier, data: AuditData, images: dict, labels: dict, scores: dict, ctx: RunContext,  # noqa: PLR0913
+    def _rmia(self, model: Classifier, data: AuditData, images: dict, labels: dict, scores: dict, ctx: RunContext,
               cfg: MembershipConfig) -> tuple[list[str], int]:
         """Adds ``scores[set]["rmia"]``; population = the calibration non-members. Returns notes and the reference-model count."""
         log_p = {s: scores[s]["loss"] for s in SETS}  # log p_y under the target
@@ -168,7 +168,7 @@ class MembershipInference(Attack):
         return out
 
     @staticmethod
-    def _exposed(data: AuditData, m_idx: np.ndarray, scores: dict, y: dict, primary: str, count: int):  # noqa: ANN205
+    def _exposed(data: AuditData, m_idx: np.ndarray, scores: dict, y: dict, primary: str, count: int):
         p = class_pvalues(scores["calibration"][primary], y["calibration"], scores["members"][primary], y["members"])
         order = np.lexsort((-scores["members"][primary], p))[:count]
         names = [data.class_name(c) for c in y["members"][order]]

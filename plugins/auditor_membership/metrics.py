@@ -33,7 +33,7 @@ class Estimate:
     high: float
 
 
-def bootstrap(statistic, members: np.ndarray, nonmembers: np.ndarray, rounds: int, level: float,  # noqa: ANN001
+def bootstrap(statistic, members: np.ndarray, nonmembers: np.ndarray, rounds: int, level: float,
               rng: np.random.Generator) -> Estimate:
     """Percentile bootstrap, members and non-members resampled separately (stratified), ``rounds`` times."""
     value = statistic(members, nonmembers)

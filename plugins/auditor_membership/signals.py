@@ -68,7 +68,7 @@ def loss_score(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -np.logaddexp(0.0, -log_odds(logits, labels))
 
 
-def confidence_score(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:  # noqa: ARG001 (label-free)
+def confidence_score(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     z = _check(logits)
     return log_odds(z, z.argmax(1))
 

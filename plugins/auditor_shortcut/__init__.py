@@ -58,12 +58,12 @@ def _study_main(argv: list[str]) -> int:
 
 
 @hookimpl
-def auditor_register_attacks():  # noqa: ANN201
+def auditor_register_attacks():
     return [ShortcutProbe]
 
 
 @hookimpl
-def auditor_register_studies():  # noqa: ANN201
+def auditor_register_studies():
     return [Study(name="shortcut", summary="Shortcut reliance of MLP, CNN and ViT (with/without positional embedding) "
                                            "across learning rates: accuracy with vs without a planted patch shortcut.",
                   main=_study_main)]

@@ -105,7 +105,7 @@ def patch_presence(recon: torch.Tensor, recon_labels: torch.Tensor, real: torch.
             control.append(float("nan"))
             continue
         ratios = []
-        for j, ((r, c), v) in enumerate(zip(positions, intensities)):
+        for (r, c), v in zip(positions, intensities):
             planted = real_k.clone()
             planted[:, :, r:r + size, c:c + size] = v
             reference = _contrast(planted, r, c, size)

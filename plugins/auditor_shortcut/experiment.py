@@ -107,7 +107,8 @@ def train_cell(arch: str, lr: float, data: StudyData, shortcut: Shortcut, *, epo
     with_x = shortcut.apply(data.test.images, y)
     conflict_codes = shortcut.conflicting_codes(y, seed=seed + 7)
     conflict_x = shortcut.apply(data.test.images, conflict_codes)
-    acc = lambda x, t: zoo.accuracy(net, x, t, data.mean, data.std)  # noqa: E731
+    def acc(x, t):
+        return zoo.accuracy(net, x, t, data.mean, data.std)
     acc_with, acc_without = acc(with_x, y), acc(data.test.images, y)
     row = CellResult(arch, lr, acc_with, acc_without, acc_with - acc_without, acc(conflict_x, y), acc(conflict_x, conflict_codes),
                      acc(x_train[:2000], data.train.labels[:2000]), seconds)

@@ -14,12 +14,12 @@ from auditor_tldr.attack import TrainingLikeDataReconstruction
 
 
 @hookimpl
-def auditor_register_attacks():  # noqa: ANN201
+def auditor_register_attacks():
     return [TrainingLikeDataReconstruction]
 
 
 @hookimpl
-def auditor_register_studies():  # noqa: ANN201
+def auditor_register_studies():
     from auditor_tldr.study import privacy_study
 
     return [privacy_study()]

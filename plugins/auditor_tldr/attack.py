@@ -4,16 +4,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from auditor_inversion.engine import (
-    InversionSettings,
-    build_generator,
-    class_grid_figure,
-    class_statistics,
-    sample,
-    statistics_table,
-    summary_metrics,
-    train_generator,
-)
 from pydantic import Field
 
 from auditor import (
@@ -25,6 +15,16 @@ from auditor import (
     Classifier,
     RunContext,
     Table,
+)
+from auditor_inversion.engine import (
+    InversionSettings,
+    build_generator,
+    class_grid_figure,
+    class_statistics,
+    sample,
+    statistics_table,
+    summary_metrics,
+    train_generator,
 )
 from auditor_tldr.losses import (
     per_sample_gradient_norms,

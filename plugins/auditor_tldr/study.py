@@ -58,7 +58,7 @@ def epochs_for(size: int, quick: bool) -> int:
 
 
 @lru_cache(maxsize=2)
-def _study_data(dataset: str, n_reference: int, seed: int) -> tuple:  # noqa: ANN001
+def _study_data(dataset: str, n_reference: int, seed: int) -> tuple:
     ds = preset(dataset)
     train_all, test = load_images(ds.train), load_images(ds.test)
     reference = test.subset(balanced_subset(test.labels.numpy(), n_reference, seed)) if n_reference < len(test) else test
@@ -147,7 +147,7 @@ def _fmt(v: object) -> object:
     return round(v, 4) if isinstance(v, float) else v
 
 
-def _report(args, rows, figures, sizes, archs, attacks, seconds) -> StudyReport:  # noqa: ANN001
+def _report(args, rows, figures, sizes, archs, attacks, seconds) -> StudyReport:
     table = Table(title="Leakage by architecture and training-set size",
                   columns=["model", "attack", "test acc", "matched SSIM", "best SSIM", "non-member best", "gap", "gap CI", "likely copies", "hit rate", "attack s"],
                   rows=[[r["model"], r["attack"], _fmt(r["test_accuracy"]), _fmt(r["matched_ssim"]), _fmt(r["best_ssim"]), _fmt(r["reference_best_ssim"]),
@@ -170,7 +170,7 @@ def _report(args, rows, figures, sizes, archs, attacks, seconds) -> StudyReport:
         duration_s=round(seconds, 1))
 
 
-def _conclusions(rows, archs, sizes, attacks) -> list[str]:  # noqa: ANN001
+def _conclusions(rows, archs, sizes, attacks) -> list[str]:
     out = []
     for attack in attacks:
         sel = [r for r in rows if r["attack"] == attack and r["gap"] is not None]

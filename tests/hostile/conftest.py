@@ -73,7 +73,7 @@ def _templates() -> np.ndarray:
 
 def make_onnx(classes: int = NUM_CLASSES, shape: tuple = IMAGE_SHAPE, extra_nodes: list | None = None,
               extra_initializers: list | None = None, output=None, opset: int = 17, extra_opsets: list | None = None,
-              seed: int = 0, pool: bool = False):  # noqa: ANN201
+              seed: int = 0, pool: bool = False):
     """Flatten + Gemm -> ``g`` (or ``logits`` when there are no extra nodes); extra nodes must produce ``logits``.
 
     At the default shape and class count the Gemm holds class templates, so the model classifies the

@@ -62,7 +62,7 @@ class Case:
     code: int = 1
 
 
-def _onnx(c: SimpleNamespace, *nodes, **kw) -> list:  # noqa: ANN001
+def _onnx(c: SimpleNamespace, *nodes, **kw) -> list:
     path = c.tmp / "model.onnx"
     onnx.save(c.onnx(extra_nodes=list(nodes), **kw), str(path))
     return [path, "--members", c.members]
@@ -153,11 +153,11 @@ def test_provenance_is_recorded_before_the_model_runs(tmp_path, onnx_model, monk
     events: list = []
     real_info, real_session = auditor.models.onnx_loader.ModelInfo, onnxruntime.InferenceSession
 
-    def info(**kwargs):  # noqa: ANN202
+    def info(**kwargs):
         events.append(("info", kwargs))
         return real_info(**kwargs)
 
-    def session(*args, **kwargs):  # noqa: ANN202
+    def session(*args, **kwargs):
         events.append(("session", None))
         return real_session(*args, **kwargs)
 

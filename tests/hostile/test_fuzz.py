@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from auditor.data.sets import load_images
 from auditor.core.errors import AuditorError
+from auditor.data.sets import load_images
 from auditor.models.loaders import load_model
 from auditor.models.model import ModelSpec
 
@@ -94,7 +94,7 @@ def clean(kind: str, load: Callable[[], object]) -> object | None:
     return result
 
 
-def check_model(model) -> None:  # noqa: ANN001
+def check_model(model) -> None:
     assert model.num_classes >= 2 and len(model.input_shape) == 3
     try:
         out = model.logits(torch.rand((3, *model.input_shape)))
@@ -103,7 +103,7 @@ def check_model(model) -> None:  # noqa: ANN001
     assert out.shape == (3, model.num_classes)
 
 
-def check_images(images) -> None:  # noqa: ANN001
+def check_images(images) -> None:
     x, y = images.images, images.labels
     assert x.dtype == torch.float32 and x.ndim == 4 and x.shape[1] in (1, 3) and x.numel() > 0
     assert bool(torch.isfinite(x).all()) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0

@@ -37,17 +37,17 @@ class Case:
 # --------------------------------------------------------------------------- helpers
 
 
-def _save(ctx: SimpleNamespace, proto, name: str = "model.onnx") -> Path:  # noqa: ANN001
+def _save(ctx: SimpleNamespace, proto, name: str = "model.onnx") -> Path:
     path = ctx.model_dir / name
     onnx.save(proto, str(path))
     return path
 
 
-def _run(ctx: SimpleNamespace, proto, *extra: str) -> list:  # noqa: ANN001
+def _run(ctx: SimpleNamespace, proto, *extra: str) -> list:
     return [_save(ctx, proto), "--members", ctx.members, *extra]
 
 
-def _externalize(tensor, location: str, **entries: str) -> None:  # noqa: ANN001
+def _externalize(tensor, location: str, **entries: str) -> None:
     tensor.ClearField("raw_data")
     tensor.ClearField("float_data")
     tensor.data_location = TensorProto.EXTERNAL
@@ -74,7 +74,7 @@ def _input_dims(ctx: SimpleNamespace, dims: list) -> list:
     return _run(ctx, proto)
 
 
-def _extra_node(ctx: SimpleNamespace, *nodes, inits=(), output=None, opsets=(), **kw) -> list:  # noqa: ANN001
+def _extra_node(ctx: SimpleNamespace, *nodes, inits=(), output=None, opsets=(), **kw) -> list:
     return _run(ctx, ctx.onnx(extra_nodes=list(nodes), extra_initializers=list(inits), output=output,
                               extra_opsets=list(opsets)), *kw.get("extra", ()))
 
@@ -85,7 +85,7 @@ class _Evil:
     def __init__(self, marker: str) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (open, (self.marker, "w"))
 
 
@@ -418,7 +418,7 @@ def _outside_reads(paths: list[str], ctx: SimpleNamespace) -> list[str]:
     return bad
 
 
-def _check(case: Case, ctx: SimpleNamespace, cli, opened, corpus, monkeypatch, kind: str) -> None:  # noqa: ANN001
+def _check(case: Case, ctx: SimpleNamespace, cli, opened, corpus, monkeypatch, kind: str) -> None:
     external_loads: list = []
     real = onnx.load_external_data_for_model
     monkeypatch.setattr(onnx, "load_external_data_for_model", lambda *a, **k: (external_loads.append(a), real(*a, **k))[1])
@@ -454,7 +454,7 @@ def test_pickled_pt2_would_run_code_without_the_guard(ctx, request):
     """The pt2 case above is a real threat: plain ``torch.export.load`` runs the pickle (the marker appears)."""
     ctx.pt2 = request.getfixturevalue("tiny_pt2")
     path = _pt2_with_pickled_weight(ctx)[0]
-    with pytest.raises(Exception):  # noqa: B017 - whatever torch raises after the pickle ran
+    with pytest.raises(Exception):
         torch.export.load(str(path))
     assert ctx.marker.exists()
 

@@ -235,7 +235,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def _good_report(cli, linear_onnx: Path, members_npz: Path, out: Path) -> tuple[bytes, bytes]:  # noqa: ANN001
+def _good_report(cli, linear_onnx: Path, members_npz: Path, out: Path) -> tuple[bytes, bytes]:
     code, _, _ = cli("run", linear_onnx, "--members", members_npz, "--plugins", "stub_good", "--out", out)
     assert code == 0
     return (out / "report.json").read_bytes(), (out / "report.html").read_bytes()
@@ -373,7 +373,7 @@ def test_hostile_text_is_escaped_in_the_html(names_from, tiny_onnx_path, audit_d
 # --------------------------------------------------------------------------- determinism
 
 
-def _strip_volatile(value):  # noqa: ANN001, ANN202
+def _strip_volatile(value):
     """Drop dates and timings (``created``, ``duration_s``, ``*_seconds``, and "(N s)" in texts such as
     inversion's "after 5 steps (1 s)"); every other number and text must repeat."""
     if isinstance(value, dict):

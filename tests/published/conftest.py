@@ -20,7 +20,7 @@ from auditor.data.sets import load_images
 MEMBERS_LIMIT, REFERENCE_LIMIT = 300, 200
 
 
-def digits(split: str = "train", limit: int = MEMBERS_LIMIT):  # noqa: ANN201
+def digits(split: str = "train", limit: int = MEMBERS_LIMIT):
     return load_images(f"digits:{split}", limit=limit)
 
 
@@ -67,11 +67,11 @@ def train(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int
 class Wrapped(nn.Module):
     """``net`` behind a published file's conventions: ``unprep`` maps the file's input back to [0, 1] NCHW."""
 
-    def __init__(self, net: nn.Module, unprep, head=None) -> None:  # noqa: ANN001
+    def __init__(self, net: nn.Module, unprep, head=None) -> None:
         super().__init__()
         self.net, self.unprep, self.head = net, unprep, head
 
-    def forward(self, x: torch.Tensor):  # noqa: ANN201
+    def forward(self, x: torch.Tensor):
         out = self.net(self.unprep(x))
         return out if self.head is None else self.head(out)
 
@@ -100,30 +100,30 @@ def save_npz(path: Path, images: torch.Tensor, labels: torch.Tensor) -> Path:
 
 
 @pytest.fixture(scope="session")
-def members():  # noqa: ANN201
+def members():
     return digits("train", MEMBERS_LIMIT)
 
 
 @pytest.fixture(scope="session")
-def grey_cnn():  # noqa: ANN201
+def grey_cnn():
     data = digits("train", None)
     return train(Cnn(1), data.images, data.labels)
 
 
 @pytest.fixture(scope="session")
-def grey_mlp():  # noqa: ANN201
+def grey_mlp():
     data = digits("train", None)
     return train(Mlp(1024), data.images, data.labels)
 
 
 @pytest.fixture(scope="session")
-def rgb_mlp():  # noqa: ANN201
+def rgb_mlp():
     data = digits("train", None)
     return train(Mlp(3072), tinted(data.images), data.labels)
 
 
 @pytest.fixture(scope="session")
-def data_files(tmp_path_factory):  # noqa: ANN001, ANN201
+def data_files(tmp_path_factory):
     """(grey members, grey reference, RGB members, RGB reference) as .npz paths."""
     folder = tmp_path_factory.mktemp("published-data")
     m, r = digits("train", MEMBERS_LIMIT), digits("test", REFERENCE_LIMIT)
@@ -157,7 +157,7 @@ def chosen(stdout: str) -> tuple[str, float]:
 
 
 @pytest.fixture(scope="session")
-def kit():  # noqa: ANN201
+def kit():
     """The builders above, for test modules (pytest's importlib mode cannot import conftest)."""
     from types import SimpleNamespace
 

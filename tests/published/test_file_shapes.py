@@ -8,14 +8,14 @@ import torch
 from torch import nn
 
 
-def _graph_edits(path) -> list[str]:  # noqa: ANN001
+def _graph_edits(path) -> list[str]:
     from auditor.models.loaders import load_model
     from auditor.models.model import ModelSpec
 
     return load_model(ModelSpec(source=str(path), expected_classes=10, data_image_shape=(1, 32, 32))).info.graph_edits
 
 
-def _accuracy_matches(kit, out: str, net, members, images=None) -> None:  # noqa: ANN001
+def _accuracy_matches(kit, out: str, net, members, images=None) -> None:
     _, accuracy = kit.chosen(out)
     truth = kit.true_accuracy(net, members.images if images is None else images, members.labels)
     assert truth > 0.8 and abs(accuracy - truth) <= 0.01, (accuracy, truth)
@@ -59,7 +59,7 @@ def test_second_output_with_features(kit, grey_cnn, members, data_files, tmp_pat
             super().__init__()
             self.net = net
 
-        def forward(self, x: torch.Tensor):  # noqa: ANN201
+        def forward(self, x: torch.Tensor):
             features = self.net.features(x).reshape(x.shape[0], -1)
             return features, self.net.head(features)
 
@@ -83,7 +83,7 @@ class _Payload:
     def __init__(self, marker: str) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204 - what a malicious pickle does on load
+    def __reduce__(self):
         return (open, (self.marker, "w"))
 
 

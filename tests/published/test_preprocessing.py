@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 
-def _check(kit, path, data_files, net, members, expected: str, *, rgb: bool = False, extra: tuple[str, ...] = ()):  # noqa: ANN001
+def _check(kit, path, data_files, net, members, expected: str, *, rgb: bool = False, extra: tuple[str, ...] = ()):
     m, r = (data_files[2], data_files[3]) if rgb else (data_files[0], data_files[1])
     code, out, err = kit.dry_run(path, m, r, *extra)
     assert code == 0, err
