@@ -1,12 +1,10 @@
 """Inline SVG charts for the HTML reports: no script, no external file, text escaped.
 
-Each function returns :class:`markupsafe.Markup` (safe to insert into an autoescaped template because
-every piece of text it contains went through :func:`markupsafe.escape`), or ``None`` when there is
-nothing to draw. Charts use a fixed ``viewBox`` and scale to the page width.
+Each function returns :class:`markupsafe.Markup` (every piece of text in it went through :func:`markupsafe.escape`)
+or ``None`` when there is nothing to draw. Charts use a fixed ``viewBox`` and scale to the page width.
 
 * :func:`severity_summary`: where each attack's findings fall on the severity scale, against the gate.
-* :func:`class_ssim_bars`: per class, the matched SSIM of reconstructions to members beside the best SSIM
-  that non-members reach, with the calibrated copy threshold.
+* :func:`class_ssim_bars`: per class, matched SSIM to members beside non-members' best, with the copy threshold.
 * :func:`similarity_histogram`: per reconstruction, its nearest-member SSIM against its nearest-non-member SSIM.
 * :func:`hbars`: ranked horizontal bars (``audit compare``).
 """

@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 
 from auditor.core.results import AttackResult, Severity
-from auditor.report import charts
+from auditor.report.charts import class_ssim_bars, hbars, severity_summary, similarity_histogram
 
 _SEVERITY_CLASS = {Severity.HIGH: "sev-high", Severity.MEDIUM: "sev-medium", Severity.LOW: "sev-low", Severity.INFO: "sev-info"}
 
@@ -36,8 +36,8 @@ def environment() -> Environment:
     env = Environment(loader=ChoiceLoader([PackageLoader("auditor_reports", "templates")]), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update({"fmt": fmt_metric, "severity_class": lambda s: _SEVERITY_CLASS.get(Severity(s), "")})
-    env.globals.update(metric_value=metric_value, severity_summary=charts.severity_summary, class_ssim_bars=charts.class_ssim_bars,
-                       similarity_histogram=charts.similarity_histogram, hbars=charts.hbars)
+    env.globals.update(metric_value=metric_value, severity_summary=severity_summary, class_ssim_bars=class_ssim_bars,
+                       similarity_histogram=similarity_histogram, hbars=hbars)
     return env
 
 
