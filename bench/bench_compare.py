@@ -24,7 +24,7 @@ from common import table, trained, write_json
 
 from auditor.core.attack import RunContext
 from auditor.report.images import make_grid, png_base64
-from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
+from auditor.scoring import ScoringConfig, score_reconstructions
 
 PER_CLASS = 10
 

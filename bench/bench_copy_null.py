@@ -26,7 +26,7 @@ from auditor.core.results import AttackResult
 from auditor.core.severity import reconstruction_findings
 from auditor.data.sets import AuditData, balanced_subset, load_images
 from auditor.lab.presets import preset
-from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
+from auditor.scoring import ScoringConfig, score_reconstructions
 from bench.common import table, write_json
 
 

@@ -21,7 +21,7 @@ from common import likeness_scale, table, trained, write_json
 from auditor.core.attack import RunContext
 from auditor.models.loaders import load_model
 from auditor.models.model import ModelSpec
-from auditor.scoring.reconstructions import ssim_matrix
+from auditor.scoring import ssim_matrix
 from auditor_inversion.attack import class_statistics
 from auditor_inversion.engine import InversionSettings, build_generator, sample, train_generator
 

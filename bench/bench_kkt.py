@@ -46,7 +46,7 @@ def attack_options(method: str, budget: float, r: Recipe) -> dict[str, object]:
 
 
 def comparison() -> str | None:
-    from auditor.scoring.reconstructions import ScoringConfig
+    from auditor.scoring import ScoringConfig
 
     return "affine" if "comparison" in ScoringConfig.model_fields else None
 

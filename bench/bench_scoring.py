@@ -30,7 +30,7 @@ from skimage.metrics import structural_similarity
 
 from auditor.core.paths import datasets_dir
 from auditor.data.sets import AuditData, LabeledImages, load_images
-from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions, ssim, ssim_matrix
+from auditor.scoring import ScoringConfig, score_reconstructions, ssim, ssim_matrix
 
 
 def _skimage(a: torch.Tensor, b: torch.Tensor) -> float:

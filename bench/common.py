@@ -68,7 +68,7 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 def likeness_scale(data: AuditData, per_class: int = 20) -> dict[str, float]:
     """For scale: mean best SSIM to the class's members of the class-average image, and of ``per_class`` real unseen images."""
-    from auditor.scoring.reconstructions import ssim_matrix
+    from auditor.scoring import ssim_matrix
 
     blur, real = [], []
     for k in range(data.num_classes):

@@ -1,6 +1,6 @@
 """Targets for bench_kkt.py, trained by documented recipes and cached under bench/cache/.
 
-Paper recipe (Haim et al. 2022, with kkt.md's second-round changes): inputs are pixels in [0, 1] minus the
+Paper recipe (Haim et al. 2022, with docs/kkt.md's second-round changes): inputs are pixels in [0, 1] minus the
 training set's mean pixel (a scalar, std 1, so the auditor's Preprocess reproduces it); every layer starts at
 PyTorch's default init x 0.1; only the first layer has a bias; float64 full-batch gradient descent on
 cross-entropy with lr = 0.5 * min(1e4, max(1, 1e-3 / loss)), until the loss is below 1e-9 or the time cap.

@@ -75,7 +75,7 @@ def run_variant(job: tuple[str, dict, argparse.Namespace]) -> dict:
     torch.set_num_threads(args.threads)
     from auditor.core.attack import RunContext
     from auditor.report.images import make_grid, png_base64
-    from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
+    from auditor.scoring import ScoringConfig, score_reconstructions
     from auditor_inversion.attack import class_statistics
     from auditor_tldr.attack import TldrConfig, TrainingLikeDataReconstruction
 

@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-pytest_plugins = ["auditor.lab.testing"]
+pytest_plugins = ["auditor.testing"]
 
 for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
     logging.getLogger(noisy).setLevel(logging.WARNING)

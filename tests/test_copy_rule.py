@@ -14,8 +14,8 @@ from auditor.core.results import AttackResult, SampleScore, Scores, Severity
 from auditor.core.severity import copy_severity, reconstruction_findings
 from auditor.data.sets import AuditData, LabeledImages
 from auditor.engine.config import SeverityThresholds
+from auditor.scoring import ScoringConfig, score_reconstructions
 from auditor.scoring.calibration import calibration_need, conformal_threshold, copy_p_value, fit_copy_rule, tpr_at_null_fpr
-from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
 
 
 def _brute_threshold(values: np.ndarray, alpha: float) -> float | None:

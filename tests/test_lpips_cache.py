@@ -15,8 +15,8 @@ import torchvision
 
 from auditor.core.errors import ModelLoadError, UsageError
 from auditor.data.sets import AuditData, LabeledImages
+from auditor.scoring import ScoringConfig, score_reconstructions
 from auditor.scoring.lpips_scorer import BACKBONE_FILES, LpipsScorer, install_backbone
-from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
 
 SQUEEZE = BACKBONE_FILES["squeeze"]
 

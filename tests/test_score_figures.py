@@ -13,7 +13,7 @@ from auditor.core.results import AttackResult, AuditReport, Figure, ModelInfo
 from auditor.data.sets import AuditData, LabeledImages
 from auditor.report.html import first_screen, render_html
 from auditor.report.score_figures import score_figures
-from auditor.scoring.reconstructions import ScoringConfig, score_reconstructions
+from auditor.scoring import ScoringConfig, score_reconstructions
 
 
 def _data() -> AuditData:

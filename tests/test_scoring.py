@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from auditor.data.sets import AuditData, LabeledImages
-from auditor.scoring.reconstructions import (
+from auditor.scoring import (
     ScoringConfig,
     ensure_min_size,
     hungarian_match,
@@ -286,7 +286,7 @@ def _fitted_skimage(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_affine_ssim_matches_skimage_on_fitted_images(channels: int) -> None:
-    from auditor.scoring.reconstructions import affine_ssim, affine_ssim_matrix
+    from auditor.scoring import affine_ssim, affine_ssim_matrix
 
     gen = torch.Generator().manual_seed(20 + channels)
     x = smooth(4, channels, 16, 19, gen)

@@ -1,6 +1,6 @@
 """Small classifiers the project trains itself (demo, tests, studies, benchmarks).
 
-Architectures follow methods.md §8: an MLP (Linear+BN+LeakyReLU+Dropout), a three-block CNN
+Architectures of the studies' comparison: an MLP (Linear+BN+LeakyReLU+Dropout), a three-block CNN
 (Conv3×3+BN+LeakyReLU+MaxPool+Dropout2d) and a small ViT from timm (patch 7 or 4, embed 64,
 4 heads, 2 blocks), each taking float32 NCHW images (normalised by the classifier wrapper).
 """

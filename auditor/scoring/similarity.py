@@ -1,6 +1,6 @@
 """Image similarity: SSIM (plain or after an affine intensity fit), PSNR, Hungarian matching.
 
-SSIM is the project's own batched torch implementation (design G8): the Gaussian filter
+SSIM is the project's own batched torch implementation: the Gaussian filter
 (sigma 1.5, truncate 3.5, an 11-tap window) is applied as separable banded-matrix products
 over the valid region only, which is exactly what scikit-image averages after cropping
 ``(win - 1) // 2`` pixels on each side, so the boundary mode never matters. scikit-image

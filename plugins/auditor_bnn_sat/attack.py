@@ -21,6 +21,7 @@ from auditor import (
     CapabilityError,
     Classifier,
     Finding,
+    Metric,
     RunContext,
     Severity,
 )
@@ -75,6 +76,17 @@ class BnnSatInversion(Attack):
                "or a proof that a class is unreachable.")
     requires = frozenset({Capability.PARAMETERS})
     Config = BnnSatConfig
+    metrics = (
+        Metric(name="preimages", label="SAT preimages found", higher_is_better=False, format="d"),
+        Metric(name="classes_sat", label="classes with a preimage", higher_is_better=False, format="d"),
+        Metric(name="classes_unsat", label="classes proven unreachable", higher_is_better=None, format="d", compare=False),
+        Metric(name="classes_timeout", label="classes timed out", higher_is_better=None, format="d", compare=False),
+        Metric(name="input_bits", higher_is_better=None, format="d", compare=False),
+        Metric(name="nearest_member_bit_agreement", higher_is_better=False, format=".1%", compare=False),
+        Metric(name="encode_time_s", higher_is_better=None, format=".2f", compare=False),
+        Metric(name="load_time_s", higher_is_better=None, format=".2f", compare=False),
+        Metric(name="median_query_s", higher_is_better=None, format=".3f", compare=False),
+    )
 
     def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:
         cfg: BnnSatConfig = self.config  # type: ignore[assignment]

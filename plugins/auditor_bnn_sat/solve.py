@@ -9,7 +9,8 @@ Strategies:
   infeasible pattern is cut from the upper solver by the lower solver's core; cores are facts
   about the first layer, so they serve every later class.
 
-Each solve runs under ``solve_limited`` with a ``threading.Timer`` that calls ``interrupt()``,
+Each solve runs under ``solve_limited`` while the engine's watchdog thread (:class:`auditor_bnn_sat.limits.Watchdog`)
+calls ``interrupt()`` at the deadline,
 so time limits really stop the solver; an optional conflict budget restarts the search with
 new phases (seeded, random) and a doubled budget until the time limit.
 """

@@ -12,6 +12,7 @@ from auditor import (
     Capability,
     Classifier,
     Finding,
+    Metric,
     RunContext,
     Severity,
 )
@@ -41,6 +42,20 @@ class NetworkInversion(Attack):
     requires = frozenset({Capability.QUERY, Capability.GRADIENTS})
     zeroth_order = True
     Config = InversionConfig
+    metrics = (
+        Metric(name="hit_rate_mean", label="inversion hit rate (mean)", higher_is_better=False, format=".1%",
+               description="Share of generated samples the model assigns to the conditioned class, averaged over classes."),
+        Metric(name="hit_rate_min", label="inversion hit rate (worst class)", higher_is_better=False, format=".1%", compare=False),
+        Metric(name="confidence_mean", higher_is_better=None, compare=False),
+        Metric(name="diversity_ssim_mean", higher_is_better=None, compare=False),
+        Metric(name="steps", higher_is_better=None, format="d", compare=False),
+        Metric(name="train_seconds", higher_is_better=None, format=".1f", compare=False),
+        Metric(name="generator_parameters", higher_is_better=None, format="d", compare=False),
+    )
+
+    @classmethod
+    def demo_options(cls, budget_s: float) -> dict[str, float]:
+        return {"train_seconds": budget_s}
 
     def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:
         cfg: InversionConfig = self.config  # type: ignore[assignment]

@@ -16,6 +16,7 @@ from auditor import (
     CapabilityError,
     Classifier,
     LogProbabilities,
+    Metric,
     Preprocess,
     RunContext,
     Table,
@@ -60,6 +61,17 @@ class KktReconstruction(Attack):
     requires = frozenset({Capability.QUERY, Capability.GRADIENTS, Capability.PARAMETERS})
     zeroth_order = False
     Config = KktConfig
+    metrics = (
+        Metric(name="converged", label="KKT candidates converged", higher_is_better=None, format="d"),
+        Metric(name="normalised_residual", label="KKT residual (normalised)", higher_is_better=True, format=".3g",
+               description="Stationarity residual of the best fit; lower means the candidates explain the weights better."),
+        Metric(name="candidates", higher_is_better=None, format="d", compare=False),
+        Metric(name="restarts", higher_is_better=None, format="d", compare=False),
+        Metric(name="relu_swapped", higher_is_better=None, format="d", compare=False),
+        Metric(name="steps", higher_is_better=None, format="d", compare=False),
+        Metric(name="seconds", higher_is_better=None, format=".1f", compare=False),
+        Metric(name="steps_per_s", higher_is_better=None, format=".1f", compare=False),
+    )
 
     def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:
         cfg: KktConfig = self.config  # type: ignore[assignment]

@@ -13,6 +13,7 @@ from auditor import (
     Capability,
     CapabilityError,
     Finding,
+    Metric,
     RunContext,
     Table,
 )
@@ -79,6 +80,18 @@ class MembershipInference(Attack):
                "with per-class thresholds, TPR at 1% and 0.1% FPR and confidence intervals.")
     requires = frozenset({Capability.QUERY})
     Config = MembershipConfig
+    metrics = (
+        Metric(name="auc", label="membership ROC AUC", higher_is_better=False, format=".3f"),
+        Metric(name="tpr_at_1pct_fpr", label="TPR at 1% FPR", higher_is_better=False, format=".1%"),
+        Metric(name="tpr_at_0.1pct_fpr", label="TPR at 0.1% FPR", higher_is_better=False, format=".2%"),
+        Metric(name="balanced_accuracy", label="membership balanced accuracy", higher_is_better=False, format=".3f", compare=False),
+        Metric(name="auc_ci_low", higher_is_better=False, format=".3f", compare=False),
+        Metric(name="auc_ci_high", higher_is_better=False, format=".3f", compare=False),
+        Metric(name="members_scored", higher_is_better=None, format="d", compare=False),
+        Metric(name="calibration_scored", higher_is_better=None, format="d", compare=False),
+        Metric(name="heldout_scored", higher_is_better=None, format="d", compare=False),
+        Metric(name="reference_models", higher_is_better=None, format="d", compare=False),
+    )
 
     def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:
         cfg: MembershipConfig = self.config  # type: ignore[assignment]

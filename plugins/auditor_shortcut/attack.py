@@ -16,6 +16,7 @@ from auditor import (
     Capability,
     Classifier,
     Finding,
+    Metric,
     RunContext,
     Severity,
     Table,
@@ -98,6 +99,22 @@ class ShortcutProbe(Attack):
     summary = "Shortcut probe: searches for a small patch that hijacks a class's prediction, with inversion evidence."
     requires = frozenset({Capability.QUERY})
     Config = ShortcutConfig
+    metrics = (
+        Metric(name="max_pull", label="shortcut pull (max)", higher_is_better=False, format=".2f",
+               description="Largest share of other classes' images a small patch moves to one class."),
+        Metric(name="mean_pull", label="shortcut pull (mean)", higher_is_better=False, format=".2f", compare=False),
+        Metric(name="classes_hijacked", label="classes with a shortcut", higher_is_better=False, format="d"),
+        Metric(name="patch_size", higher_is_better=None, format="d", compare=False),
+        Metric(name="patch_area_fraction", higher_is_better=None, format=".1%", compare=False),
+        Metric(name="queries", higher_is_better=None, format="d", compare=False),
+        Metric(name="inversion_lift_ratio_mean", higher_is_better=None, format=".2f", compare=False),
+        Metric(name="inversion_localised_classes", higher_is_better=None, format="d", compare=False),
+        Metric(name="inversion_agreeing_classes", higher_is_better=None, format="d", compare=False),
+    )
+
+    @classmethod
+    def demo_options(cls, budget_s: float) -> dict[str, float]:
+        return {"inversion_seconds": budget_s / 2}
 
     def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:
         cfg: ShortcutConfig = self.config  # type: ignore[assignment]

@@ -1,8 +1,8 @@
 """Shortcut datasets: paste a small class-coded patch into images.
 
 A shortcut is an s×s square whose *position* (``mode="position"``), *intensity* (``"intensity"``)
-or both (``"both"``, the construction of the paper's v2) depends on the class. Defaults follow
-methods.md §7 [INFERRED]: class positions spread evenly around a ring one pixel inside the image
+or both (``"both"``, the construction of the paper's v2) depends on the class. Defaults (our
+choice; the paper does not fix them): class positions spread evenly around a ring one pixel inside the image
 border (away from the object, which sits in the middle of MNIST-like images), and class intensities
 evenly spaced from ``intensity_low`` to ``intensity_high``. Both are configurable.
 """

@@ -5,8 +5,8 @@ to one-hot ("hot") conditioning and adds what distinguishes training data: KL an
 images (robustness; perturbation in pixel space, scale ``perturbation``), total variation, a
 pixel-range penalty, and the norm of the loss gradient with respect to the classifier's weights
 (``create_graph=True``; dropped with a note on query-only models). Nine weighted, switchable terms:
-``kl``, ``kl_pert``, ``ce``, ``ce_pert``, ``cosine``, ``ortho``, ``tv``, ``pix``, ``grad`` (defaults from
-methods.md §12). Reconstructions are scored by the core (Hungarian matched SSIM, calibrated likely
+``kl``, ``kl_pert``, ``ce``, ``ce_pert``, ``cosine``, ``ortho``, ``tv``, ``pix``, ``grad`` (weights and
+defaults: ``audit schema tldr``). Reconstructions are scored by the core (Hungarian matched SSIM, calibrated likely
 copies, member-minus-reference gap). Options: ``audit schema tldr``. Study: ``audit study privacy``.
 """
 from auditor import hookimpl

@@ -13,6 +13,7 @@ from auditor import (
     AuditData,
     Capability,
     Classifier,
+    Metric,
     RunContext,
     Table,
 )
@@ -67,6 +68,16 @@ class TrainingLikeDataReconstruction(Attack):
     requires = frozenset({Capability.QUERY, Capability.GRADIENTS})
     zeroth_order = True
     Config = TldrConfig
+    metrics = (
+        Metric(name="hit_rate_mean", label="tldr hit rate (mean)", higher_is_better=False, format=".1%", compare=False),
+        Metric(name="inversion_steps", higher_is_better=None, format="d", compare=False),
+        Metric(name="reconstruction_steps", higher_is_better=None, format="d", compare=False),
+        Metric(name="train_seconds", higher_is_better=None, format=".1f", compare=False),
+    )
+
+    @classmethod
+    def demo_options(cls, budget_s: float) -> dict[str, float]:
+        return {"inversion_seconds": budget_s * 2 / 3, "reconstruction_seconds": budget_s}
 
     def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:
         cfg: TldrConfig = self.config  # type: ignore[assignment]

@@ -1,4 +1,4 @@
-"""The tldr-only loss terms (methods.md §6.1); KL, CE, cosine and orthogonality come from ``auditor_inversion``.
+"""The tldr-only loss terms; KL, CE, cosine and orthogonality come from ``auditor_inversion``.
 
 * perturbed KL / CE: the same losses on x̃ = clamp(x + s·sign(ε), 0, 1), ε ~ N(0, I), s in pixel units
   (training data is robust to perturbation);
