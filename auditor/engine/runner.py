@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from importlib.metadata import version
 
 import pluggy
 import torch
@@ -261,11 +262,10 @@ def verdict(report: AuditReport) -> str:
 
 
 def environment() -> dict[str, str]:
+    """Versions of the host's own dependencies (plugins are listed with their versions in ``report.plugins``)."""
     versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in ("torch", "onnx", "onnxruntime", "onnx2pytorch", "timm", "scikit-image", "lpips", "python-sat", "pluggy", "pydantic", "jinja2"):
+    for name in ("torch", "onnx", "onnxruntime", "onnx2pytorch", "timm", "scikit-image", "lpips", "pluggy", "pydantic", "jinja2"):
         try:
-            from importlib.metadata import version
-
             versions[name] = version(name)
         except Exception:  # noqa: BLE001 - any failure to read a version (missing, broken metadata) is reported, not raised
             versions[name] = "not installed"

@@ -113,7 +113,7 @@ import os
 import sys
 import time
 
-import auditor.report.html
+import auditor.report.templates
 
 _fdopen = os.fdopen
 
@@ -153,7 +153,7 @@ class _Os:
         return _SlowFile(_fdopen(fd, *args, **kwargs))
 
 
-auditor.report.html.os = _Os()
+auditor.report.templates.os = _Os()  # atomic_write lives in auditor/report/templates.py
 from auditor.cli.main import main
 
 raise SystemExit(main(sys.argv[1:]))
