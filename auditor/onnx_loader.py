@@ -9,7 +9,7 @@ import numpy as np
 
 from auditor.errors import ModelLoadError
 from auditor.model import ModelSpec
-from auditor.onnx_graph import GraphEdits, expose_logits, graph_inputs, make_batch_symbolic, select_output
+from auditor.onnx_graph import GraphEdits, inference_form, expose_logits, graph_inputs, make_batch_symbolic, select_output
 from auditor.results import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ def load_onnx(path: Path, spec: ModelSpec):  # noqa: ANN201 - OnnxClassifier
             proto = select_output(proto, candidates, expected_classes=spec.expected_classes, output_name=spec.output_name, edits=edits)
         if spec.outputs in ("auto", "probabilities"):
             proto = expose_logits(proto, edits)
+        proto = inference_form(proto, edits)
         proto, session, chunk = _free_batch(proto, spec, edits)
     except ModelLoadError:
         raise
