@@ -205,3 +205,12 @@ def test_batchnorm_and_dropout_from_recent_opsets_keep_gradients(kit, tmp_path):
     x = torch.rand(5, 1, 32, 32)
     expected = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy()})[0]
     torch.testing.assert_close(model.module()(x), torch.from_numpy(expected), atol=1e-5, rtol=1e-4)
+
+
+def test_wrong_flags_are_checked_and_the_fix_is_named(kit, grey_cnn, data_files, tmp_path):
+    """User flags are kept, but the accuracy check still applies; the message names the preprocessing that works."""
+    wrapped = kit.Wrapped(grey_cnn, lambda x: x / 255.0)
+    path = kit.export(wrapped, torch.rand(2, 1, 32, 32) * 255, tmp_path / "m.onnx")
+    code, _, err = kit.dry_run(path, data_files[0], data_files[1], "--input-range", "0,1")
+    assert code == 2 and "Tried 1 preprocessing candidate(s), best first: as given" in err
+    assert "would choose [0, 255]" in err and "--input-range 0,255" in err
