@@ -1,6 +1,8 @@
 """kkt: the stationarity residual against per-example gradients summed by hand, the ReLU surrogate, and runs."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -117,3 +119,24 @@ def test_torch_model_directly(audit_data) -> None:
     assert out.reconstructions is not None and out.reconstructions.shape[1:] == IMAGE_SHAPE
     assert float(out.reconstructions.min()) >= 0 and float(out.reconstructions.max()) <= 1
     assert out.metrics["relu_swapped"] == 3
+
+
+def test_shares_and_swap_on_module_names_with_dots_and_slashes() -> None:
+    """onnx2pytorch registers children with setattr under names such as 'Gemm_/net/net.1/Gemm' (regression)."""
+    ref = tiny_net(5)
+    odd = nn.Sequential()
+    for name, child in zip(["Gemm_/net/net.0/Gemm", "Relu_/net/net.1/Relu", "MatMul_/net.2", "Relu_/net.3", "MatMul_/net.4"], ref):
+        setattr(odd, name, copy.deepcopy(child))
+    twin, count, _ = with_surrogate(odd, 20.0)
+    assert count == 2
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 1])
+    lam = torch.rand(4, generator=g, dtype=torch.float64) + 0.2
+    target = Target.build(twin, -torch.ones(6), torch.ones(6), 3, torch.device("cpu"))
+    shares = explained_shares(target, x, y, lam, "margin", odd)
+    params = list(ref.parameters())
+    for i in range(4):
+        own = by_hand(ref, x[i:i + 1], y[i:i + 1], lam[i:i + 1], "margin")
+        want = sum(float((p * o).sum() / (p ** 2).sum()) for p, o in zip(params, own)) / len(params) / 4
+        assert float(shares[i]) == pytest.approx(want, rel=1e-8)

@@ -283,12 +283,13 @@ def test_bnn_sat_extracts_the_lowered_network(built, data):
     np.testing.assert_array_equal(net.hidden(bits)[0], np.where(pre >= 0, 1, -1))
 
 
-def test_bnn_sat_cli_yields_verified_preimages(built, data_files, tmp_path):
+def test_bnn_sat_cli_yields_verified_preimages(data, data_files, tmp_path):
+    """``audit run`` with no preprocessing flags: the preflight picks [0, 1], then bnn_sat inverts classes."""
     from auditor.cli.main import main
 
-    variant, _, path, _ = built
-    if variant is not QONNX:
-        pytest.skip("one CLI run suffices; the other variant is covered in process")
+    proto = build(QONNX, data[0], data[1])
+    path = tmp_path / "bnn.onnx"
+    onnx.save(proto, str(path))
     out = tmp_path / "report"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -301,11 +302,15 @@ def test_bnn_sat_cli_yields_verified_preimages(built, data_files, tmp_path):
     assert result["status"] == "completed", result.get("reason")
     assert result["metrics"]["classes_sat"] == 3 and result["metrics"]["preimages"] == 6
     assert "qonnx" in report["model"]["format"]
+    preflight = report["preflight"]
+    true_accuracy = float((reference_logits(proto, data[0]).argmax(1) == data[1]).mean())
+    assert preflight["chosen"] == "[0, 1]" and preflight["passed"]
+    assert abs(preflight["member_accuracy"] - true_accuracy) <= 0.02, (preflight["member_accuracy"], true_accuracy)
 
 
 def test_preimage_with_an_exact_zero_input_is_classified_as_the_solver_says(built, data):
     from auditor.core.attack import RunContext
-    from auditor.data.sets import AuditData, LabeledImages
+    from auditor.data.sets.sets import AuditData, LabeledImages
     from auditor_bnn_sat import BnnSatInversion
     from auditor_bnn_sat.fold import extract_network
 

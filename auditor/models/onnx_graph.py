@@ -170,3 +170,46 @@ def make_batch_symbolic(proto, fixed_batch: int, edits: GraphEdits):
     edits.notes.append(f"the graph fixes the batch at {fixed_batch}; the batch was made symbolic"
                        + (f" and {rewritten} Reshape constant(s) that baked it in were rewritten" if rewritten else ""))
     return edited
+
+
+def inference_form(proto, edits: GraphEdits):
+    """The graph as it runs at inference, in the form the torch converter reads.
+
+    ``Dropout`` in inference mode becomes ``Identity``, and ``BatchNormalization``'s ``training_mode = 0``
+    attribute (its default, written by opset-14+ exporters) is dropped: onnx2pytorch reads neither, and
+    neither changes what the graph computes.
+    """
+    from onnx import helper, numpy_helper
+
+    constants = _constant_values(proto.graph)
+
+    def inference(node) -> bool:
+        if len(node.input) < 3 or not node.input[2]:
+            return True
+        kind, holder = constants.get(node.input[2], (None, None))
+        if kind is None:
+            return False
+        tensor = holder if kind == "init" else next(a.t for a in holder.attribute if a.name == "value")
+        return not bool(numpy_helper.to_array(tensor).any())
+
+    dropouts = [i for i, n in enumerate(proto.graph.node) if n.op_type == "Dropout" and inference(n)]
+    norms = [i for i, n in enumerate(proto.graph.node) if n.op_type == "BatchNormalization"
+             and any(a.name == "training_mode" and a.i == 0 for a in n.attribute)]
+    if not dropouts and not norms:
+        return proto
+    edited = copy.deepcopy(proto)
+    used = {i for n in edited.graph.node for i in n.input} | {o.name for o in edited.graph.output}
+    replaced = 0
+    for index in dropouts:
+        node = edited.graph.node[index]
+        if len(node.output) > 1 and node.output[1] in used:
+            continue  # the mask is read: keep the node
+        edited.graph.node[index].CopyFrom(helper.make_node("Identity", [node.input[0]], [node.output[0]], name=node.name))
+        replaced += 1
+    for index in norms:
+        attributes = [a for a in edited.graph.node[index].attribute if a.name != "training_mode"]
+        del edited.graph.node[index].attribute[:]
+        edited.graph.node[index].attribute.extend(attributes)
+    if replaced:
+        edits.notes.append(f"{replaced} inference-mode Dropout node(s) read as Identity")
+    return edited

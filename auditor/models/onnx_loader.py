@@ -14,6 +14,7 @@ from auditor.models.onnx_graph import (
     GraphEdits,
     expose_logits,
     graph_inputs,
+    inference_form,
     make_batch_symbolic,
     select_output,
 )
@@ -157,6 +158,7 @@ def load_onnx(path: Path, spec: ModelSpec):
             proto = select_output(proto, candidates, expected_classes=spec.expected_classes, output_name=spec.output_name, edits=edits)
         if spec.outputs in ("auto", "probabilities"):
             proto = expose_logits(proto, edits)
+        proto = inference_form(proto, edits)
         proto, session, chunk = _free_batch(proto, spec, edits)
     except ModelLoadError:
         raise

@@ -195,10 +195,27 @@ def refit_data(data: AuditData, fit: str | None, shape: tuple[int, int, int]) ->
     return dataclasses.replace(data, members=move(data.members), reference=move(data.reference))
 
 
-def _floor_message(model: Classifier, tried: list[_Candidate], accuracy: float, floor: float, permuted: float | None) -> str:
+def _suggestion(model: Classifier, search: LabeledImages, layout_given: bool) -> str:
+    """For flags that fail: what the preflight would choose without them."""
+    given = model.preprocess
+    found = candidates(model, search.images, transform_given=False, layout_given=layout_given)
+    for c in found:
+        model.set_preprocess(c.preprocess)
+        c.logits = model.logits(search.images if c.fit is None else fit_images(search.images, model.input_shape, c.fit))
+        c.score(search.labels)
+    model.set_preprocess(given)
+    best = choose(found, len(search))
+    d = best.preprocess.describe()
+    flags = f"--input-range {d['input_range'][0]:g},{d['input_range'][1]:g}" + (
+        f" --mean {','.join(f'{v:g}' for v in d['mean'])} --std {','.join(f'{v:g}' for v in d['std'])}" if d["mean"] else "")
+    return f"without the preprocessing flags the preflight would choose {best.name} ({best.accuracy:.1%}: {flags}); "
+
+
+def _floor_message(model: Classifier, tried: list[_Candidate], accuracy: float, floor: float, permuted: float | None,
+                   suggestion: str = "") -> str:
     best = sorted(tried, key=lambda c: -c.accuracy)[:5]
     listing = "; ".join(f"{c.name}: {c.accuracy:.1%}" for c in best)
-    hint = ("pass the model's preprocessing (--input-range LO,HI, --mean/--std, --layout NCHW|NHWC, --input-shape C,H,W), "
+    hint = suggestion + ("pass the model's preprocessing (--input-range LO,HI, --mean/--std, --layout NCHW|NHWC, --input-shape C,H,W), "
             "check the class-score output (--output-name) and that the data are the model's own classes")
     if permuted is not None:
         hint = f"a different class order reaches {permuted:.1%}: --accept-class-permutation uses it; or " + hint
@@ -249,7 +266,8 @@ def run_preflight(model: Classifier, data: AuditData, settings: PreflightSetting
         reference_n, passes = len(reference), passes + len(reference)
     passed = accuracy >= floor
     if not passed and not settings.accept_low_accuracy:
-        raise PreflightError(_floor_message(model, tried, accuracy, floor, None if applied else permuted))
+        suggestion = _suggestion(model, search, layout_given) if transform_given and tried[0].fit is None else ""
+        raise PreflightError(_floor_message(model, tried, accuracy, floor, None if applied else permuted, suggestion))
     if chosen.fit:
         notes.append(f"the data's images were fitted to the model's input {list(model.input_shape)}: {chosen.fit}")
     result = Preflight(

@@ -6,7 +6,7 @@ left on activations are lowered here, with QONNX's semantics:
 
 * ``BipolarQuant(x, s)`` is ``s`` where ``x >= 0`` (−0.0 included) and ``−s`` elsewhere: it becomes
   ``GreaterOrEqual`` + ``Where`` (never ``Sign``, which maps 0 to 0).
-* ``Quant(x, s, z, b)`` is ``(round(clip(x / s + z, min, max)) − z) · s``; a signed 1-bit ``Quant``
+* ``Quant(x, s, z, b)`` (``IntQuant`` in qonnx 1.x) is ``(round(clip(x / s + z, min, max)) − z) · s``; a signed 1-bit ``Quant``
   is bipolar, as in qonnx.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from auditor.core.errors import ModelLoadError
 log = logging.getLogger(__name__)
 
 QONNX_DOMAINS = ("qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general", "finn")
-_LOWERED = ("Quant", "BipolarQuant")
+_LOWERED = ("Quant", "IntQuant", "BipolarQuant")  # IntQuant: qonnx 1.x's name for Quant
 _ROUNDING = {"ROUND": "Round", "HALF_EVEN": "Round", "FLOOR": "Floor", "CEIL": "Ceil"}
 
 

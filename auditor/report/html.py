@@ -14,15 +14,9 @@ __all__ = ["atomic_write", "fmt_metric", "first_screen", "load_report", "render_
 log = logging.getLogger(__name__)
 
 def _preflight_sentence(report: AuditReport) -> str:
-    preflight = getattr(report, "preflight", None)
-    if preflight is None:
+    if report.preflight is None:
         return "No preflight was recorded: this report does not say whether the model classifies the auditor's data."
-    sentence = getattr(preflight, "sentence", None)
-    if callable(sentence):
-        return str(sentence())
-    passed = getattr(preflight, "passed", None)
-    return ("The model classifies the auditor's data (preflight passed)." if passed
-            else "The model does not classify the auditor's data (preflight failed): leakage scores mean little.")
+    return report.preflight.sentence()
 
 
 def first_screen(report: AuditReport) -> list[str]:

@@ -85,7 +85,7 @@ class KktReconstruction(Attack):
         surrogate, swapped, surrogate_notes = with_surrogate(net, cfg.alpha)
         notes += surrogate_notes
         target = Target.build(surrogate, *input_box(model.preprocess, model.input_shape, ctx.device), model.num_classes, ctx.device)
-        plain = copy.deepcopy(net).to(device=ctx.device, dtype=torch.float64).eval()
+        plain = copy.deepcopy(net).to(device=ctx.device, dtype=torch.float64).eval().requires_grad_(True)
         shape = tuple(target.lo.shape)
         per_class = data.members.labels.bincount(minlength=model.num_classes).float().mean().item()
         k = cfg.candidates_per_class or max(1, min(2 * math.ceil(per_class), 50))

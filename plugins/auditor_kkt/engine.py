@@ -115,20 +115,19 @@ def explained_shares(target: Target, x: torch.Tensor, y: torch.Tensor, lam: torc
                      plain: nn.Module) -> torch.Tensor:
     """Per candidate: sum_l <theta_l, G_il> / ||theta_l||^2 / L, with G_il its own term of the weighted gradient.
 
-    Computed as a forward-mode derivative of each candidate's output along theta_l / ||theta_l||^2 (one jvp),
-    on the plain network (true ReLUs). The shares of all candidates add up to the explained part of the weights.
+    Computed on the plain network (true ReLUs) with one double backward: with per-candidate weights u (all 1),
+    d/du_i <grad_theta sum_i u_i f_i / m, t> = <grad_theta f_i / m, t> for t_l = theta_l / ||theta_l||^2.
+    It touches only ``parameters()``, never module names (converted ONNX graphs name modules with '/').
+    The shares of all candidates add up to the explained part of the weights.
     """
-    from torch.func import functional_call, jvp
-
     from auditor_kkt.stationarity import combined_outputs
 
-    names = [n for n, p in plain.named_parameters()]
-    params = {n: p.detach() for n, p in plain.named_parameters()}
-    tangents = {n: p / p.pow(2).sum().clamp_min(1e-30) for n, p in params.items()}
-
-    def f(p: dict[str, torch.Tensor]) -> torch.Tensor:
-        return combined_outputs(functional_call(plain, p, (x,)), y, lam, form) / len(x)
-
-    with torch.no_grad():
-        _, d = jvp(f, (params,), (tangents,))
-    return d / len(names)
+    params = list(plain.parameters())
+    tangents = [p.detach() / p.detach().pow(2).sum().clamp_min(1e-30) for p in params]
+    u = torch.ones(len(x), dtype=x.dtype, device=x.device, requires_grad=True)
+    with torch.enable_grad():
+        f = (u * combined_outputs(plain(x.detach()), y, lam.detach(), form)).sum() / len(x)
+        grads = torch.autograd.grad(f, params, create_graph=True, allow_unused=True)
+        dot = sum((g * t).sum() for g, t in zip(grads, tangents) if g is not None)
+        (d,) = torch.autograd.grad(dot, u)
+    return d.detach() / len(params)

@@ -69,7 +69,7 @@ def test_second_output_with_features(kit, grey_cnn, members, data_files, tmp_pat
     _accuracy_matches(kit, out, grey_cnn, members)
     assert any("class scores are read from 'out1'" in e for e in _graph_edits(path))
     code, _, err = kit.dry_run(path, data_files[0], data_files[1], "--output-name", "out0")
-    assert code == 2 and "256 scores but 10 classes" not in err and "error" in err  # features are not class scores
+    assert code == 2 and "preflight: the model classifies its members at" in err  # features are not class scores
 
 
 def test_torch_checkpoint_named_onnx_is_refused(data_files, kit, tmp_path, grey_cnn):
@@ -106,7 +106,7 @@ def test_untrained_model_stops_at_the_preflight(kit, data_files, tmp_path):
 
 
 def test_low_accuracy_override_runs_and_says_so(kit, data_files, tmp_path):
-    from auditor.cli.main import main
+    from auditor.cli.main.main import main
 
     torch.manual_seed(0)
     path = kit.export(kit.Cnn(1).eval(), torch.rand(2, 1, 32, 32), tmp_path / "m.onnx")
@@ -160,7 +160,7 @@ def test_every_builtin_attack_runs_on_a_keras_style_file(kit, rgb_mlp, data_file
     """NHWC, 0-255, Softmax at the end, no flags: every installed attack runs a few steps (smoke) on the preflight's choice."""
     import json
 
-    from auditor.cli.main import main
+    from auditor.cli.main.main import main
     from auditor.engine.plugins import collect_attacks, get_plugin_manager
 
     wrapped = kit.Wrapped(rgb_mlp, lambda x: x.permute(0, 3, 1, 2) / 255.0, head=lambda z: torch.softmax(z, 1))
@@ -169,6 +169,9 @@ def test_every_builtin_attack_runs_on_a_keras_style_file(kit, rgb_mlp, data_file
                  "--fail-on", "never", "--out", str(tmp_path / "out")])
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["preflight"]["chosen"] == "[0, 255]" and report["model"]["outputs_kind"] == "logits"
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Preflight: does the model classify the data?" in html and "[0, 255] <strong>(chosen)</strong>" in html
+    assert "member − reference accuracy gap" in html and "read as the logits" in html
     statuses = {r["attack"]: (r["status"], r.get("reason") or "") for r in report["results"]}
     assert set(collect_attacks(get_plugin_manager())) <= set(statuses)
     for name, (status, reason) in statuses.items():
@@ -177,3 +180,37 @@ def test_every_builtin_attack_runs_on_a_keras_style_file(kit, rgb_mlp, data_file
         else:
             assert status == "completed", (name, reason)
     assert code == 0
+
+
+def test_batchnorm_and_dropout_from_recent_opsets_keep_gradients(kit, tmp_path):
+    """Opset 14+ exporters write BatchNormalization(training_mode=0) and Dropout(training_mode) that onnx2pytorch cannot
+    read; in inference form the graph converts, so gradient attacks run (not zeroth-order estimates)."""
+    import onnx
+    import onnxruntime
+
+    from auditor.core.attack import Capability
+    from auditor.models.loaders import load_model
+    from auditor.models.model import ModelSpec
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(1024, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 10)).eval()
+    with torch.no_grad():
+        net[2].running_mean.uniform_(-1, 1)
+        net[2].running_var.uniform_(0.5, 2)
+    path = kit.export(net, torch.rand(2, 1, 32, 32), tmp_path / "m.onnx", opset=20)
+    ops = {n.op_type: [a.name for a in n.attribute] for n in onnx.load(str(path)).graph.node}
+    assert "training_mode" in ops["BatchNormalization"]
+    model = load_model(ModelSpec(source=str(path)))
+    assert Capability.GRADIENTS in model.capabilities, model.info.gradients_unavailable_reason
+    x = torch.rand(5, 1, 32, 32)
+    expected = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy()})[0]
+    torch.testing.assert_close(model.module()(x), torch.from_numpy(expected), atol=1e-5, rtol=1e-4)
+
+
+def test_wrong_flags_are_checked_and_the_fix_is_named(kit, grey_cnn, data_files, tmp_path):
+    """User flags are kept, but the accuracy check still applies; the message names the preprocessing that works."""
+    wrapped = kit.Wrapped(grey_cnn, lambda x: x / 255.0)
+    path = kit.export(wrapped, torch.rand(2, 1, 32, 32) * 255, tmp_path / "m.onnx")
+    code, _, err = kit.dry_run(path, data_files[0], data_files[1], "--input-range", "0,1")
+    assert code == 2 and "Tried 1 preprocessing candidate(s), best first: as given" in err
+    assert "would choose [0, 255]" in err and "--input-range 0,255" in err

@@ -1,0 +1,115 @@
+"""One ladder row of bench_verdict.py: train or load the model, audit it through the core, summarise.
+
+The **leakage score** (docs/benchmarks.md, "verdict" section) is computed here and nowhere else. For each
+attack whose reconstructions the core scored::
+
+    score(attack) = D + clip(G, -0.49, 0.49)
+
+with ``D`` the distinct members recovered as likely copies (the core's calibrated copy rule) and ``G`` the
+null-centred gap (the reconstructions' member-minus-non-member gap minus the one held-out real non-members
+reach through the same pipeline). A model's score is the largest over its attacks: distinct members first,
+the gap breaks ties and orders models with none. Membership inference's TPR at 1% FPR is reported beside it
+as a second axis, not mixed in.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+log = logging.getLogger("bench.verdict")
+GAP_CLIP = 0.49
+# --quick: smaller budgets, set only where the installed attack has the option (a new plugin runs at its defaults)
+QUICK_OPTIONS: dict[str, dict[str, Any]] = {
+    "tldr": {"inversion_seconds": 12.0, "reconstruction_seconds": 20.0},
+    "inversion": {"train_seconds": 20.0},
+    "kkt": {"seconds": 30.0},
+    "shortcut": {"inversion_seconds": 8.0},
+    "membership": {"max_members": 2000},
+    "bnn_sat": {"time_limit_s": 5.0},
+}
+
+
+def builtin_attacks() -> list[str]:
+    """Attacks of the plugins that ship with auditor (distribution ``auditor``), as installed now."""
+    from auditor.engine.plugins import get_plugin_manager, plugin_infos
+
+    return sorted(a for p in plugin_infos(get_plugin_manager()) if p.distribution == "auditor" for a in p.attacks)
+
+
+def attack_score(scores) -> float | None:
+    """``D + clip(G, ±0.49)`` for one attack's core scores (None: the attack handed no reconstructions to score)."""
+    if scores is None or not scores.samples:
+        return None
+    gap = 0.0 if scores.gap is None else max(-GAP_CLIP, min(GAP_CLIP, float(scores.gap)))
+    return float(scores.distinct_members_recovered or 0) + gap
+
+
+def summarise(result) -> dict[str, Any]:
+    s = result.scores
+    top = max((f.severity for f in result.findings), key=lambda v: v.rank, default=None)
+    out: dict[str, Any] = {
+        "status": result.status, "reason": (result.reason or "").strip().split("\n")[0][:300] or None, "seconds": result.duration_s,
+        "highest": top.value if top else None,
+        "findings": [{"severity": f.severity.value, "title": f.title, "metric": f.metric, "value": f.value} for f in result.findings],
+        "score": attack_score(s)}
+    if s is not None:
+        out.update(reconstructions=len(s.samples), likely_copies=s.likely_copies, distinct_members=s.distinct_members_recovered,
+                   null_copy_rate=s.null_copy_rate, copy_p_value=s.copy_p_value, gap_kind=s.gap_kind, gap=s.gap,
+                   gap_ci_low=s.gap_ci_low, gap_ci_high=s.gap_ci_high, raw_gap=s.raw_gap, null_gap=s.null_gap,
+                   copy_tpr_at_1pct_null_fpr=s.copy_tpr_at_1pct_null_fpr, alpha=s.alpha, copy_rule_calibrated=s.copy_rule_calibrated,
+                   copy_members=sorted({x.nearest_member for x in s.samples if x.likely_copy and x.nearest_member is not None}))
+    for key in ("auc", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_0.1pct_fpr"):
+        if key in result.metrics:
+            out[key] = result.metrics[key]
+    return out
+
+
+def audit_row(payload: dict[str, Any]) -> dict[str, Any]:
+    """Train/load ``payload['row']`` and audit it with ``payload['attacks']``; the JSON entry of that row."""
+    from verdict_ladder import FULL, build
+
+    from auditor.engine.config import AuditConfig
+    from auditor.engine.plugins import collect_attacks, get_plugin_manager
+    from auditor.engine.runner import run_audit
+    from auditor.models.model import ModelSpec
+
+    row = next(r for r in FULL if r.name == payload["row"])
+    torch.set_num_threads(payload.get("threads", torch.get_num_threads()))
+    model, data, facts = build(row)
+    pm = get_plugin_manager()
+    available = collect_attacks(pm)
+    options = {}
+    if payload["quick"]:
+        for name in payload["attacks"]:
+            fields = available[name].Config.model_fields
+            options[name] = {k: v for k, v in QUICK_OPTIONS.get(name, {}).items() if k in fields}
+    config = AuditConfig.model_validate({"model": ModelSpec(source=f"bench:verdict-{row.name}").model_dump(),
+                                         "run": {"plugins": payload["attacks"], "show_progress": False, "seed": 0},
+                                         "attacks": {k: v for k, v in options.items() if v}})
+    start = time.monotonic()
+    report = run_audit(config, pm, model=model, data=data)
+    seconds = round(time.monotonic() - start, 1)
+    attacks = {r.attack: summarise(r) for r in report.results}
+    scored = {k: v["score"] for k, v in attacks.items() if v.get("score") is not None}
+    best = max(scored, key=scored.get) if scored else None
+    membership = next((v for v in attacks.values() if "tpr_at_1pct_fpr" in v), None)
+    top = report.highest_severity()
+    return {"row": row.name, "arch": row.arch, "n_train": row.n, "kind": row.kind, "recipe": row.recipe,
+            "quick": payload["quick"], "attacks_run": payload["attacks"], "options": options, **facts,
+            "preflight_passed": report.preflight.passed if report.preflight else None,
+            "members": len(data.members), "reference": len(data.reference), "attacks": attacks,
+            "score": scored[best] if best else None, "score_attack": best,
+            "distinct_members": attacks[best]["distinct_members"] if best else None,
+            "membership_tpr_at_1pct_fpr": membership["tpr_at_1pct_fpr"] if membership else None,
+            "membership_auc": membership.get("auc") if membership else None,
+            "highest": top.value if top else None, "exit_code": report.exit_code, "gate": report.fail_on.value if report.fail_on else None,
+            "fails_gate": report.exit_code == 1, "verdict": report.verdict,
+            "medium_or_above": [f"{f.attack}: {f.severity.value}: {f.title}" for f in report.findings if f.severity.rank >= 2],
+            "audit_seconds": seconds, "threads": torch.get_num_threads()}

@@ -1,0 +1,111 @@
+"""What the verdict ladder must show, computed from bench/results/verdict.json only, and its markdown section."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from scipy.stats import spearmanr
+
+RHO_BAR = 0.9
+RECONSTRUCTION_ORDER = ("kkt", "tldr", "inversion")
+
+
+def _spearman(rows: list[dict], key: str) -> float | None:
+    pairs = [(r[key], -math.log(r["n_train"])) for r in rows if r.get(key) is not None]
+    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2:
+        return None
+    rho = spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
+    return None if math.isnan(rho) else float(rho)
+
+
+def checks(entries: list[dict]) -> list[dict[str, Any]]:
+    """One dict per bar: name, value, target, passed, by how much it was missed, and what it covers."""
+    out = []
+    for arch in sorted({e["arch"] for e in entries if e["kind"] == "ladder"}):
+        rows = [e for e in entries if e["kind"] == "ladder" and e["arch"] == arch]
+        rho = _spearman(rows, "score")
+        tpr_rho = _spearman(rows, "membership_tpr_at_1pct_fpr")
+        sizes = ", ".join(f"{e['n_train']:,}" for e in sorted(rows, key=lambda e: e["n_train"]))
+        out.append({"check": f"Spearman(score, -log n) for {arch} >= {RHO_BAR}", "value": rho, "target": RHO_BAR,
+                    "passed": rho is not None and rho >= RHO_BAR, "miss": None if rho is None else max(0.0, RHO_BAR - rho),
+                    "covers": f"sizes {sizes}" + ("" if rho is not None else " (fewer than 3 sizes, or every score tied)"),
+                    "aside": f"membership TPR@1%FPR's Spearman: {'n/a' if tpr_rho is None else f'{tpr_rho:.2f}'}"})
+    safe = [e for e in entries if (e["kind"] == "ladder" and e["n_train"] >= 10000) or e["kind"] == "control"]
+    alarms = [f"{e['row']}: {a}" for e in safe for a in e["medium_or_above"]]
+    out.append({"check": "findings at MEDIUM or above on models of >= 10,000 images and the DP model", "value": len(alarms),
+                "target": 0, "passed": not alarms and bool(safe), "miss": len(alarms),
+                "covers": ", ".join(e["row"] for e in safe) or "none run yet", "aside": "; ".join(alarms)})
+    for e in (x for x in entries if x["kind"] == "known_leak"):
+        best = e["attacks"].get(e["score_attack"] or "", {})
+        out.append({"check": f"{e['row']} gets a HIGH finding", "value": e["highest"] or "none", "target": "high",
+                    "passed": e["highest"] == "high", "miss": None if e["highest"] == "high" else
+                    f"highest {e['highest'] or 'none'}; best attack {e['score_attack']}: {best.get('distinct_members')} distinct members "
+                    f"(high needs 3), binomial p {_g(best.get('copy_p_value'))} (high needs <= 0.001)",
+                    "covers": e["row"], "aside": ""})
+    return out
+
+
+def _g(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2g}"
+
+
+def _attack_cell(a: dict | None) -> str:
+    if a is None:
+        return "–"
+    if a["status"] != "completed":
+        return a["status"]
+    sev = a["highest"] or "none"
+    if a.get("score") is None:
+        extra = f" (TPR {a['tpr_at_1pct_fpr']:.1%})" if a.get("tpr_at_1pct_fpr") is not None else ""
+        return f"{sev}{extra}"
+    return f"{a['score']:+.3f} ({a.get('distinct_members') or 0} m; {sev})"
+
+
+def render(payload: dict, profile: str, start: str, end: str) -> str:
+    entries = [e for e in payload["entries"] if e["profile"] == profile]
+    if not entries:
+        return f"{start}\n## Verdict ladder\n\nNo rows yet: run `python bench/bench_verdict.py`.\n{end}\n"
+    attacks = sorted({a for e in entries for a in e["attacks"] if a not in ("preflight", "model-check")},
+                     key=lambda a: (RECONSTRUCTION_ORDER.index(a) if a in RECONSTRUCTION_ORDER else 9, a))
+    cmd = "python bench/bench_verdict.py" + (" --quick" if profile == "quick" else "")
+    lines = [start, "## Verdict ladder: models with known leakage, every builtin attack", "",
+             f"`{cmd}` (generated from bench/results/verdict.json, {payload.get('created', '')}; "
+             f"{'quick budgets' if profile == 'quick' else 'each attack at its default budget'}; torch threads per audit: "
+             f"{entries[0].get('threads')}). Members: each model's exact training set; reference: the 10,000 MNIST test images.", "",
+             "**Leakage score** (defined once, `bench/verdict_audit.py`): for each attack whose reconstructions the core scores, "
+             "`D + clip(G, ±0.49)`, where `D` is the number of distinct members recovered as likely copies (the calibrated copy "
+             "rule at α = 1%) and `G` the null-centred gap (reconstructions' member-minus-non-member gap minus the gap held-out "
+             "real non-members reach through the same pipeline). A model's score is the largest over its attacks. Membership "
+             "inference's TPR at 1% FPR is a second axis, not part of the score. Cells: `score (m = distinct members; highest "
+             "finding)`; other attacks: their highest finding.", "",
+             "| model | n | train / test acc | " + " | ".join(attacks) + " | score | membership TPR@1% | highest | gate | audit s | train s |",
+             "|---|---|---|" + "---|" * len(attacks) + "---|---|---|---|---|---|"]
+    for e in sorted(entries, key=lambda e: (e["kind"] != "ladder", e["arch"], e["n_train"], e["row"])):
+        tpr = e.get("membership_tpr_at_1pct_fpr")
+        cells = " | ".join(_attack_cell(e["attacks"].get(a)) for a in attacks)
+        lines.append(f"| {e['row']} | {e['n_train']:,} | {e['train_accuracy']:.3f} / {e['test_accuracy']:.3f} | {cells} | "
+                     f"{_score(e['score'])} | {'–' if tpr is None else f'{tpr:.1%}'} | **{e['highest'] or 'none'}** | "
+                     f"{'fails' if e['fails_gate'] else 'passes'} | {e['audit_seconds']:.0f} | {_s(e.get('train_seconds'))} |")
+    lines += ["", "| check (summary, from the JSON) | value | target | result | missed by | covers |", "|---|---|---|---|---|---|"]
+    for c in checks(entries):
+        value = c["value"] if not isinstance(c["value"], float) else f"{c['value']:.2f}"
+        miss = "" if c["passed"] else (c["miss"] if not isinstance(c["miss"], float) else f"{c['miss']:.2f}")
+        covers = c["covers"] + (f"; {c['aside']}" if c["aside"] else "")
+        lines.append(f"| {c['check']} | {value} | {c['target']} | {'pass' if c['passed'] else '**MISS**'} | {miss} | {covers} |")
+    dp = next((e for e in entries if e.get("epsilon") is not None), None)
+    if dp:
+        lines += ["", f"DP model: ε = {dp['epsilon']:.2f} at δ = {dp['delta']:g}, noise multiplier {dp['noise_multiplier']:.2f} "
+                      f"(bench/bench_membership.py's recipe); preflight {'passed' if dp['preflight_passed'] else 'failed'}."]
+    missing = payload.get("missing", {}).get(profile)
+    if missing:
+        lines += ["", f"Not yet run in this profile (resumable; rerun the command): {', '.join(missing)}."]
+    lines.append(end)
+    return "\n".join(lines) + "\n"
+
+
+def _score(v: float | None) -> str:
+    return "–" if v is None else f"{v:+.3f}"
+
+
+def _s(v: float | None) -> str:
+    return "cached" if v is None else f"{v:.0f}"

@@ -1,0 +1,155 @@
+"""The ladder of bench_verdict.py: models whose leakage is known by construction, with their recipes and seeds.
+
+Every model is trained by the project's own code and cached under bench/cache/ (gitignored):
+
+* ``mlp-N`` / ``cnn-N``: the zoo's MLP and CNN (auditor/zoo.py: BatchNorm, dropout, Adam, weight decay 1e-5) on
+  ``N`` class-balanced MNIST training images (``balanced_subset(seed 0)``), trained by bench/common.py's
+  ``trained`` (40 epochs up to 1,000 images, then ``max(5, 40,000 // N)``); ``mlp-60000`` is the whole training
+  set with the same rule (5 epochs). Leakage is expected to fall as ``N`` grows.
+* ``kkt-mlp-100`` / ``kkt-mlp-100-wd``: bench/kkt_targets.py's paper recipe (Haim et al. 2022) on 100 images,
+  without and with weight decay 5e-4. The first is a known leak (its weights are a combination of its
+  training points' gradients).
+* ``dp-tinycnn-5000``: bench/bench_membership.py's DP-SGD control (Opacus, GroupNorm tinycnn, ε = 8 at
+  δ = 1e-5, 5,000 images): a safe control.
+* ``canary-mlp``: the zoo's MLP on 1,000 ordinary images plus ``CANARIES`` distinctive ones (per class, the
+  unused training digit with the most ink), each repeated ``REPEATS`` times: a known leak of those canaries.
+
+Members given to the audit are each model's exact training set (the canary model's without its repeats);
+the reference set is the whole MNIST test set.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CACHE, trained
+
+from auditor.data.sets import AuditData, LabeledImages, balanced_subset, load_images
+from auditor.lab import zoo
+from auditor.lab.presets import preset
+from auditor.models.model import from_module
+
+log = logging.getLogger("bench.verdict")
+CANARIES, REPEATS, CANARY_BASE = 10, 100, 1000
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    arch: str          # mlp | cnn | kkt-mlp | tinycnn-dp
+    n: int             # distinct training images
+    kind: str          # ladder | known_leak | control
+    recipe: str
+
+
+def _ladder(arch: str, sizes: tuple[int, ...]) -> list[Row]:
+    return [Row(f"{arch}-{n}", arch, n, "ladder", f"zoo {arch}, {n:,} balanced MNIST images, bench/common.py trained()")
+            for n in sizes]
+
+
+FULL = [*_ladder("mlp", (50, 100, 500, 2000, 10000, 60000)), *_ladder("cnn", (50, 100, 500, 2000, 10000)),
+        Row("kkt-mlp-100", "kkt-mlp", 100, "known_leak", "bench/kkt_targets.py paper recipe (mnist-mlp-100)"),
+        Row("kkt-mlp-100-wd", "kkt-mlp", 100, "ladder_wd", "bench/kkt_targets.py paper recipe with weight decay 5e-4 (mnist-mlp-100-wd)"),
+        Row("dp-tinycnn-5000", "tinycnn-dp", 5000, "control", "bench/bench_membership.py dp_model(): Opacus DP-SGD, ε = 8, δ = 1e-5"),
+        Row("canary-mlp", "mlp", CANARY_BASE + CANARIES, "known_leak",
+            f"zoo mlp, {CANARY_BASE:,} images + {CANARIES} canaries x {REPEATS} repeats, 20 epochs")]
+QUICK = [r for r in FULL if r.name in ("mlp-50", "mlp-500", "mlp-10000", "kkt-mlp-100", "canary-mlp")]
+
+
+def reference_set() -> LabeledImages:
+    return load_images(preset("mnist").test)
+
+
+def _project(row: Row):
+    ds = preset("mnist")
+    if row.n < 60000:
+        model, _, data = trained("mnist", row.arch, row.n)
+        return model, data.members, ds
+    train = load_images(ds.train)
+    path = CACHE / f"mnist-{row.arch}-{row.n}-s0.pt"
+    net = zoo.build(row.arch, train.image_shape, 10)
+    if path.exists():
+        net.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        zoo.train(net, train.images, train.labels, mean=ds.mean, std=ds.std, epochs=max(5, 40_000 // row.n), seed=0)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), path)
+    model = from_module(net.eval(), num_classes=10, input_shape=train.image_shape, mean=ds.mean, std=ds.std, source=f"bench:{path.stem}")
+    return model, train, ds
+
+
+def canary_indices(train: LabeledImages, base: np.ndarray) -> np.ndarray:
+    """Per class (the first ``CANARIES`` classes, cycling), the unused training digit with the most ink."""
+    ink = train.images.flatten(1).sum(1).numpy()
+    unused = np.setdiff1d(np.arange(len(train)), base)
+    labels = train.labels.numpy()[unused]
+    picks = []
+    for i in range(CANARIES):
+        pool = unused[labels == i % 10]
+        pool = pool[~np.isin(pool, picks)]
+        picks.append(int(pool[np.argmax(ink[pool])]))
+    return np.array(picks)
+
+
+def _canary(row: Row):
+    ds = preset("mnist")
+    train = load_images(ds.train)
+    base = balanced_subset(train.labels.numpy(), CANARY_BASE, 0)
+    canaries = canary_indices(train, base)
+    members = train.subset(np.concatenate([base, canaries]))
+    fit = train.subset(np.concatenate([base, np.repeat(canaries, REPEATS)]))
+    path = CACHE / f"verdict-canary-mlp-{CANARY_BASE}+{CANARIES}x{REPEATS}-s0.pt"
+    net = zoo.build("mlp", train.image_shape, 10)
+    if path.exists():
+        net.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        zoo.train(net, fit.images, fit.labels, mean=ds.mean, std=ds.std, epochs=20, seed=0)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), path)
+    model = from_module(net.eval(), num_classes=10, input_shape=train.image_shape, mean=ds.mean, std=ds.std, source=f"bench:{path.stem}")
+    return model, members, ds, {"canary_indices": canaries.tolist(), "canary_repeats": REPEATS}
+
+
+def build(row: Row) -> tuple[object, AuditData, dict]:
+    """The trained classifier, its audit data (exact training set, MNIST test set) and training facts."""
+    sidecar = CACHE / f"verdict-{row.name}.json"
+    known = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    start = time.monotonic()
+    extra: dict = {}
+    if row.arch == "kkt-mlp":
+        from kkt_targets import ROWS, target
+
+        recipe = next(r for r in ROWS if r.name == ("mnist-mlp-100-wd" if row.name.endswith("-wd") else "mnist-mlp-100"))
+        model, kdata, facts = target(recipe, CACHE)
+        members, ds = kdata.members, preset("mnist")
+        extra = {k: facts[k] for k in ("train_loss", "train_steps", "train_seconds") if k in facts}
+    elif row.arch == "tinycnn-dp":
+        from bench_membership import dp_model
+
+        model, members, info = dp_model()
+        ds = preset("mnist")
+        extra = {"epsilon": info["epsilon"], "delta": info["delta"], "noise_multiplier": info["noise_multiplier"],
+                 "train_seconds": round(info["train_s"], 1)}
+    elif row.name.startswith("canary"):
+        model, members, ds, extra = _canary(row)
+    else:
+        model, members, ds = _project(row)
+    elapsed = round(time.monotonic() - start, 1)
+    if "train_seconds" not in extra:
+        extra["train_seconds"] = known.get("train_seconds", elapsed if elapsed > 15 else None)
+    if not sidecar.exists() and extra["train_seconds"] is not None:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        sidecar.write_text(json.dumps({"train_seconds": extra["train_seconds"]}))
+    reference = reference_set()
+    data = AuditData(members, reference, 10, ds.class_names)
+    facts = {**extra, "train_accuracy": model.accuracy(members.images, members.labels),
+             "test_accuracy": model.accuracy(reference.images, reference.labels)}
+    return model, data, facts
