@@ -24,11 +24,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-import torch  # noqa: E402
-from common import table, write_json  # noqa: E402
-from verdict_audit import audit_row, builtin_attacks  # noqa: E402
-from verdict_checks import checks, render  # noqa: E402
-from verdict_ladder import FULL, QUICK  # noqa: E402
+import torch  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
+from common import table, write_json  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
+from verdict_audit import audit_row, builtin_attacks  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
+from verdict_checks import checks, render  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
+from verdict_ladder import FULL, QUICK  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
 
 log = logging.getLogger("bench.verdict")
 RESULTS = HERE / "results" / "verdict.json"
