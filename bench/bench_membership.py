@@ -29,7 +29,7 @@ from common import CACHE, table, trained, write_json
 
 from auditor.core.attack import RunContext
 from auditor.core.results import AttackResult
-from auditor.data.sets.sets import AuditData, balanced_subset, load_images
+from auditor.data.sets import AuditData, balanced_subset, load_images
 from auditor.lab import zoo
 from auditor.lab.presets import preset
 from auditor.models.model import Preprocess, from_module

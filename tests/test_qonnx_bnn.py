@@ -310,7 +310,7 @@ def test_bnn_sat_cli_yields_verified_preimages(data, data_files, tmp_path):
 
 def test_preimage_with_an_exact_zero_input_is_classified_as_the_solver_says(built, data):
     from auditor.core.attack import RunContext
-    from auditor.data.sets.sets import AuditData, LabeledImages
+    from auditor.data.sets import AuditData, LabeledImages
     from auditor_bnn_sat import BnnSatInversion
     from auditor_bnn_sat.fold import extract_network
 

@@ -106,7 +106,7 @@ def test_untrained_model_stops_at_the_preflight(kit, data_files, tmp_path):
 
 
 def test_low_accuracy_override_runs_and_says_so(kit, data_files, tmp_path):
-    from auditor.cli.main.main import main
+    from auditor.cli.main import main
 
     torch.manual_seed(0)
     path = kit.export(kit.Cnn(1).eval(), torch.rand(2, 1, 32, 32), tmp_path / "m.onnx")
@@ -160,7 +160,7 @@ def test_every_builtin_attack_runs_on_a_keras_style_file(kit, rgb_mlp, data_file
     """NHWC, 0-255, Softmax at the end, no flags: every installed attack runs a few steps (smoke) on the preflight's choice."""
     import json
 
-    from auditor.cli.main.main import main
+    from auditor.cli.main import main
     from auditor.engine.plugins import collect_attacks, get_plugin_manager
 
     wrapped = kit.Wrapped(rgb_mlp, lambda x: x.permute(0, 3, 1, 2) / 255.0, head=lambda z: torch.softmax(z, 1))
