@@ -48,7 +48,7 @@ def run_demo(out: Path = Path("audit-report"), *, quick: bool = False, seed: int
 
     installed = collect_attacks(pm)
     for name, budgets in (("tldr", {"inversion_seconds": budget * 2 / 3, "reconstruction_seconds": budget}),
-                          ("shortcut", {"inversion_seconds": budget / 2})):
+                          ("shortcut", {"inversion_seconds": budget / 2}), ("kkt", {"seconds": budget})):
         if name in installed:
             raw["attacks"][name] = {k: v for k, v in budgets.items() if k in installed[name].Config.model_fields}
     config = build_config(raw)
