@@ -6,7 +6,6 @@ file is executed. Full-module pickles are refused unless ``trust_model`` is set.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import zipfile
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from auditor.errors import ModelLoadError
+from auditor.provenance import MAX_MODEL_BYTES, file_provenance  # noqa: F401 - re-exported for callers of auditor.loaders
 from auditor.hookspecs import hookimpl
 from auditor.model import Classifier, ModelSpec, Preprocess, TorchClassifier, output_kind
 from auditor.results import ModelInfo
@@ -24,24 +24,6 @@ from auditor.results import ModelInfo
 log = logging.getLogger(__name__)
 
 SCHEMES = ("onnx", "export", "timm", "factory", "pickle")
-MAX_MODEL_BYTES = 4 * 1024**3
-
-
-def file_provenance(path: Path) -> dict[str, object]:
-    if not path.exists():
-        raise ModelLoadError(f"model file {path} does not exist")
-    if not path.is_file():
-        raise ModelLoadError(f"model path {path} is not a regular file")
-    size = path.stat().st_size
-    if size == 0:
-        raise ModelLoadError(f"model file {path} is empty")
-    if size > MAX_MODEL_BYTES:
-        raise ModelLoadError(f"model file {path} is {size} bytes; at most {MAX_MODEL_BYTES} are accepted")
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": str(path), "sha256": digest.hexdigest(), "size_bytes": size}
 
 
 def split_source(source: str) -> tuple[str, str]:

@@ -104,7 +104,7 @@ def _free_batch(proto, spec: ModelSpec, edits: GraphEdits):  # noqa: ANN001, ANN
 def load_onnx(path: Path, spec: ModelSpec):  # noqa: ANN201 - OnnxClassifier
     import onnx
 
-    from auditor.loaders import file_provenance
+    from auditor.provenance import file_provenance
     from auditor.onnx_files import all_tensors, check_external_data, parameter_count
     from auditor.onnx_model import OnnxClassifier
     from auditor.qonnx_lower import QONNX_DOMAINS, is_qonnx, lower_qonnx
