@@ -51,7 +51,7 @@ def comparison() -> str | None:
     return "affine" if "comparison" in ScoringConfig.model_fields else None
 
 
-def run_one(r: Recipe, method: str, budget: float, model, data) -> dict[str, object]:
+def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | None = None) -> dict[str, object]:
     from auditor.engine.config import AuditConfig
     from auditor.engine.plugins import get_plugin_manager
     from auditor.engine.runner import run_audit
@@ -61,7 +61,7 @@ def run_one(r: Recipe, method: str, budget: float, model, data) -> dict[str, obj
     config = AuditConfig.model_validate({
         "model": ModelSpec(source=f"bench:kkt-{r.name}").model_dump(), "scoring": scoring,
         "run": {"plugins": [method], "show_progress": False, "seed": 0},
-        "attacks": {method: {**attack_options(method, budget, r), "time_budget_s": budget + 120}}})
+        "attacks": {method: {**attack_options(method, budget, r), **(options or {}), "time_budget_s": budget + 120}}})
     start = time.monotonic()
     report = run_audit(config, get_plugin_manager(), model=model, data=data)
     result = report.results[-1]

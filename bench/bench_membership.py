@@ -1,14 +1,25 @@
-"""Membership inference: the builtin `membership` plugin on MNIST CNNs of 1,000 and 10,000 images and a DP-SGD control,
-side by side with auditml's threshold attack (the peer) on the same models and the same evaluation sets.
+"""Membership inference: the builtin `membership` plugin on MNIST CNNs, overfitted and regularised, of 1,000 and 10,000
+images and a DP-SGD control, side by side with auditml's threshold attack (the peer) on the same models and evaluation sets.
 
-    python bench/bench_membership.py            # trains (cached under bench/cache/) and audits the three models
-    python bench/bench_membership.py --quick    # the 1,000-image model only, smaller reference set
+    python bench/bench_membership.py            # trains what is not cached (bench/cache/), audits what is not in the JSON
+    python bench/bench_membership.py --force    # audit every row again (models stay cached)
+    python bench/bench_membership.py --only plain-cnn-1000,dp-tinycnn-5000   # some targets only (others kept from the JSON)
+    python bench/bench_membership.py --quick    # the overfitted 1,000-image model only, default settings, 2,000 reference images
     python bench/bench_membership.py --docs     # only rewrite the generated section of docs/benchmarks.md from the JSON
+
+Targets (recipes in bench/membership_targets.py and bench/common.py):
+* ``plain-cnn-1000`` / ``plain-cnn-10000``: the zoo CNN's geometry with no dropout, batch norm, augmentation or weight
+  decay, Adam until the member loss is at most 1e-4 (the 10,000-image one: at most 5 epochs, 785 steps, more than the
+  1,000-image one takes): an honestly overfitted model, like the issue's published MNIST CNN;
+* ``zoo-cnn-1000`` / ``zoo-cnn-10000``: the project's zoo CNN (dropout + batch norm, weight decay 1e-5): regularisation helps;
+* ``dp-tinycnn-5000``: DP-SGD, ε = 8.
 
 Members: the model's own training images (at most the plugin's default 5,000). Non-members: the MNIST test set
 (10,000; the plugin splits it per class into calibration and held-out halves). The peer scores the same members
 and the same held-out non-members; its AUC and TPR at 1% FPR are computed from its per-example scores with
-scikit-learn (one global threshold chosen on the evaluation data, as auditml does).
+scikit-learn (one global threshold chosen on the evaluation data, as auditml does). Rows already in
+bench/results/membership.json with the same target, setting and options are kept (the 8-reference-model row alone
+took 9 minutes); ``--force`` recomputes them.
 """
 from __future__ import annotations
 
@@ -18,6 +29,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -25,67 +37,84 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, table, trained, write_json
+from common import table, trained, write_json
+from membership_report import END, START, checks, render
+from membership_targets import DP_N, dp_model, overfitted_cnn
 
 from auditor.core.attack import RunContext
 from auditor.core.results import AttackResult
 from auditor.data.sets import AuditData, balanced_subset, load_images
-from auditor.lab import zoo
 from auditor.lab.presets import preset
-from auditor.models.model import Preprocess, from_module
+from auditor.models.model import Preprocess
 from auditor_membership import MembershipConfig, MembershipInference
 from auditor_membership.attack import evaluation_split
+from auditor_membership.severity import SeverityRules, level
 
+__all__ = ["END", "START", "render"]
 log = logging.getLogger("bench.membership")
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 RESULTS = Path(__file__).resolve().parent / "results" / "membership.json"
-START, END = "<!-- bench_membership:start -->", "<!-- bench_membership:end -->"
-DP_EPSILON, DP_DELTA, DP_N = 8.0, 1e-5, 5000
+SCORES = ("loss", "confidence", "modified_entropy", "scaled_logit", "rmia", "lira")  # lira: with reference models only
+ZOO_RECIPE = "zoo CNN (dropout 0.25/0.4, batch norm), Adam lr 1e-3, weight decay 1e-5, batch 64, {e} epochs"
 
 
-def dp_model(epochs: int = 15):
-    """The zoo's tinycnn with BatchNorm replaced by GroupNorm (Opacus' validator), trained with DP-SGD to ε = 8, δ = 1e-5."""
-    from opacus import PrivacyEngine
-    from opacus.validators import ModuleValidator
+@dataclass(frozen=True)
+class Target:
+    key: str
+    name: str
+    n: int
+    factory: str           # reference-model recipe: the target's architecture
+    ref_epochs: int
+    ref_size: int
+    settings: tuple[str, ...]
 
-    ds = preset("mnist")
-    train = load_images(ds.train)
-    members = train.subset(balanced_subset(train.labels.numpy(), DP_N, 0))
-    net = ModuleValidator.fix(zoo.build("tinycnn", members.image_shape, 10))
-    path = CACHE / f"mnist-tinycnn-gn-dp{DP_EPSILON:g}-{DP_N}-s0.pt"
-    meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        net.load_state_dict(torch.load(path, weights_only=True))
-        info = json.loads(meta.read_text())
-    else:
-        torch.manual_seed(0)
-        mean, std = torch.tensor(ds.mean).view(1, -1, 1, 1), torch.tensor(ds.std).view(1, -1, 1, 1)
-        x = (members.images - mean) / std
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, members.labels), batch_size=256, shuffle=True,
-                                             generator=torch.Generator().manual_seed(0))
-        optimiser = torch.optim.SGD(net.parameters(), lr=1.0, momentum=0.9)
-        engine = PrivacyEngine(accountant="rdp")
-        model, optimiser, loader = engine.make_private_with_epsilon(module=net.train(), optimizer=optimiser, data_loader=loader,
-                                                                    target_epsilon=DP_EPSILON, target_delta=DP_DELTA, epochs=epochs,
-                                                                    max_grad_norm=1.0)
-        start = time.monotonic()
-        for _ in range(epochs):
-            for xb, yb in loader:
-                if len(yb) == 0:
-                    continue
-                loss = torch.nn.functional.cross_entropy(model(xb), yb)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-        info = {"epsilon": float(engine.get_epsilon(DP_DELTA)), "delta": DP_DELTA, "epochs": epochs,
-                "noise_multiplier": float(optimiser.noise_multiplier), "max_grad_norm": 1.0, "train_s": time.monotonic() - start}
-        net = model._module if hasattr(model, "_module") else model
-        CACHE.mkdir(parents=True, exist_ok=True)
-        torch.save(net.state_dict(), path)
-        meta.write_text(json.dumps(info))
-    net.eval()
-    classifier = from_module(net, num_classes=10, input_shape=members.image_shape, mean=ds.mean, std=ds.std, source=f"bench:{path.stem}")
-    return classifier, members, info
+
+TARGETS = (
+    Target("plain-cnn-1000", "Overfitted CNN, 1,000 images", 1000, "membership_targets:plain_cnn", 30, 1000,
+           ("default", "default, one global threshold", "RMIA, 2 reference models")),
+    Target("zoo-cnn-1000", "Regularised CNN, 1,000 images", 1000, "auditor_membership.reference:cnn", 40, 1000,
+           ("default", "RMIA, 2 reference models", "RMIA, 8 reference models")),
+    Target("plain-cnn-10000", "Overfitted CNN, 10,000 images", 10000, "membership_targets:plain_cnn", 5, 2500, ("default",)),
+    Target("zoo-cnn-10000", "Regularised CNN, 10,000 images", 10000, "auditor_membership.reference:cnn", 10, 2500,
+           ("default", "RMIA, 2 reference models")),
+    Target(f"dp-tinycnn-{DP_N}", f"DP-SGD tinycnn-GN, {DP_N:,} images", DP_N, "auditor_membership.reference:tinycnn", 15, 2500,
+           ("default", "RMIA, 2 reference models")),
+)
+# rows written before the targets had keys
+LEGACY = {"CNN, 1,000 images": "zoo-cnn-1000", "CNN, 10,000 images": "zoo-cnn-10000", f"DP-SGD tinycnn-GN, {DP_N:,} images": f"dp-tinycnn-{DP_N}"}
+
+
+def options_for(target: Target, setting: str) -> dict:
+    if setting == "default":
+        return {}
+    if setting == "default, one global threshold":
+        return {"per_class_thresholds": False}
+    count = int(setting.split()[1])
+    return {"reference_models": count, "reference_factory": target.factory, "reference_epochs": target.ref_epochs,
+            "reference_train_size": target.ref_size}
+
+
+def load(target: Target):
+    """(classifier, members, facts about the target) from the cache, training what is missing."""
+    if target.key.startswith("plain-"):
+        model, members, info = overfitted_cnn(target.n, max_epochs=400 if target.n <= 1000 else 5)
+        return model, members, {"recipe": info["recipe"], "epochs": info["epochs"], "train_s": info["train_s"]}
+    if target.key.startswith("dp-"):
+        return dp_model()
+    model, _, data = trained("mnist", "cnn", target.n)
+    return model, data.members, {"recipe": ZOO_RECIPE.format(e=40 if target.n <= 1000 else max(5, 40_000 // target.n))}
+
+
+@torch.no_grad()
+def loss_stats(model, members, test) -> dict:
+    """Mean and median cross-entropy and accuracy on the members and on all test images, through the query interface."""
+    out = {}
+    for part, images in (("member", members), ("test", test)):
+        logits = torch.cat([model.logits(images.images[i:i + 1000]).double() for i in range(0, len(images), 1000)])
+        loss = torch.nn.functional.cross_entropy(logits, images.labels, reduction="none").numpy()
+        out |= {f"{part}_mean_loss": float(loss.mean()), f"{part}_median_loss": float(np.median(loss)),
+                f"{part}_accuracy_all": float((logits.argmax(1) == images.labels).double().mean())}
+    return out
 
 
 def peer_auditml(net: torch.nn.Module, ds, members, non_members) -> dict:
@@ -110,13 +139,13 @@ def peer_auditml(net: torch.nn.Module, ds, members, non_members) -> dict:
             "accuracy_at_its_threshold": float(own.get("accuracy", float("nan"))), "seconds": round(seconds, 2)}
 
 
-def audit(name: str, model, members, ds, n_train: int, extra: dict, quick: bool, setting: str = "default",
-          options: dict | None = None, with_peer: bool = True) -> dict:
+def audit(target: Target, model, members, ds, extra: dict, quick: bool, setting: str, with_peer: bool) -> dict:
     test = load_images(ds.test)
     if quick:
         test = test.subset(balanced_subset(test.labels.numpy(), 2000, 0))
     data = AuditData(members, test, 10, ds.class_names)
-    attack = MembershipInference(MembershipConfig(**(options or {})))
+    options = options_for(target, setting)
+    attack = MembershipInference(MembershipConfig(**options))
     start = time.monotonic()
     out = attack.run(model, data, RunContext(device=torch.device("cpu"), seed=0, show_progress=False))
     (finding,) = attack.assess(AttackResult(attack="membership", status="completed", metrics=out.metrics))
@@ -127,64 +156,26 @@ def audit(name: str, model, members, ds, n_train: int, extra: dict, quick: bool,
     m_idx, r_idx, _, held = evaluation_split(len(members), test.labels.numpy(), cfg.max_members, cfg.max_reference,
                                              cfg.calibration_fraction, 0)
     peer = peer_auditml(model.network(), ds, members.subset(m_idx), test.subset(r_idx[held])) if with_peer else None
-    row = {"model": name, "setting": setting, "options": options or {}, "primary": "rmia" if mx["reference_models"] else "scaled_logit",
-           "reference_models": int(mx["reference_models"]), "train_images": n_train, "train_accuracy": mx["members_accuracy"], "test_accuracy": mx["heldout_accuracy"],
+    row = {"target": target.key, "model": target.name, "setting": setting, "options": options,
+           "primary": "rmia" if mx["reference_models"] else "scaled_logit", "reference_models": int(mx["reference_models"]),
+           "train_images": target.n, "train_accuracy": mx["members_accuracy"], "test_accuracy": mx["heldout_accuracy"],
            **extra, "members_scored": int(mx["members_scored"]), "heldout_scored": int(mx["heldout_scored"]),
-           "severity": finding.severity.value, "finding": finding.title, "plugin_seconds": round(seconds, 2)}
+           "severity": finding.severity.value, "finding": finding.title, "plugin_seconds": round(seconds, 2),
+           "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     for key in ("auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_1pct_fpr_ci_high",
                 "heldout_fpr_at_1pct", "tpr_at_0.1pct_fpr", "tpr_at_0.1pct_fpr_ci_low", "heldout_fpr_at_0.1pct", "balanced_accuracy"):
         row[key] = mx.get(key)
-    row["per_score"] = {s: {"auc": mx.get(f"{s}_auc"), "tpr_at_1pct_fpr": mx.get(f"{s}_tpr_at_1pct_fpr"),
-                            "tpr_at_0.1pct_fpr": mx.get(f"{s}_tpr_at_0.1pct_fpr")}
-                        for s in ("loss", "confidence", "modified_entropy", "scaled_logit", "rmia")}
+    rules = SeverityRules(fpr=cfg.severity_fpr, high_ratio=cfg.high_ratio, medium_ratio=cfg.medium_ratio, auc_high=cfg.auc_high,
+                          auc_medium=cfg.auc_medium)
+    row["per_score"] = {}
+    for s in (s for s in SCORES if f"{s}_auc" in mx):
+        own = {k.removeprefix(f"{s}_"): v for k, v in mx.items() if k.startswith(f"{s}_")}
+        row["per_score"][s] = {k: own.get(k) for k in ("auc", "auc_ci_low", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low",
+                                                       "heldout_fpr_at_1pct", "tpr_at_0.1pct_fpr")}
+        row["per_score"][s]["severity_as_primary"] = level(own, rules)[0].value
     row["peer"] = peer
     row["table"] = {"columns": out.tables[0].columns, "rows": out.tables[0].rows}
     return row
-
-
-def render(payload: dict, heading: bool = True) -> str:
-    """The markdown section for docs/benchmarks.md, from the JSON only (``heading=False``: run_all writes its own)."""
-    rows = payload["rows"]
-
-    def pct(v):
-        return "–" if v is None else f"{v:.1%}"
-
-    lines = [START] + (["## 6. Membership inference: the `membership` plugin vs auditml's threshold attack", ""] if heading else []) + [
-             f"`python bench/bench_membership.py{' --quick' if payload['quick'] else ''}` ({payload['created']}). Members: each "
-             "model's own training images (at most 5,000); non-members: the MNIST test set, split per class into calibration "
-             "(thresholds, RMIA population) and held-out halves. Primary score: LiRA's scaled logit with per-class thresholds "
-             "(declared in advance). Brackets: 95% intervals (AUC: bootstrap; TPR: exact Clopper-Pearson). The peer, auditml "
-             "0.1.0's `ThresholdMIA(metric='loss')`, scores the same members and held-out non-members; its AUC and TPR come from "
-             "its per-example scores with one global threshold chosen on the evaluation data (optimistic).", "",
-             "| model | setting (primary) | train / test acc | AUC [95% CI] | TPR @ 1% FPR [95% CI] | held-out FPR | TPR @ 0.1% FPR | "
-             "severity | plugin time | auditml AUC | auditml TPR @ 1% FPR |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        peer = r["peer"] or {}
-        tail = f"{peer['auc']:.3f} | {pct(peer['tpr_at_1pct_fpr'])} |" if peer else "as above | as above |"
-        lines.append(f"| {r['model']} | {r['setting']} ({r['primary']}) | {r['train_accuracy']:.3f} / {r['test_accuracy']:.3f} | "
-                     f"{r['auc']:.3f} [{r['auc_ci_low']:.3f}, {r['auc_ci_high']:.3f}] | {pct(r['tpr_at_1pct_fpr'])} "
-                     f"[{pct(r['tpr_at_1pct_fpr_ci_low'])}, {pct(r['tpr_at_1pct_fpr_ci_high'])}] | {pct(r['heldout_fpr_at_1pct'])} | "
-                     f"{pct(r['tpr_at_0.1pct_fpr'])} | **{r['severity']}** | {r['plugin_seconds']:.1f} s | " + tail)
-    lines += ["", "AUC of every score (global threshold sweep):", "",
-              "| model | setting | loss | confidence | modified entropy | scaled logit | RMIA |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ps = r["per_score"]
-        lines.append(f"| {r['model']} | {r['setting']} | " + " | ".join(f"{ps[s]['auc']:.3f}" for s in ("loss", "confidence", "modified_entropy",
-                                                                                     "scaled_logit", "rmia")) + " |")
-    lines += ["", "Settings: *default* is the plugin's defaults (no reference models; primary `scaled_logit`). *RMIA, k reference "
-                  "models* trains k models of the target's architecture (the DP control: the same tinycnn with BatchNorm, without "
-                  "DP) on complementary halves of the calibration non-members, at most the target's training-set size each, and "
-                  "makes `rmia` primary; only `rmia` changes between the settings (8 reference models: the 1,000-image model only, to show "
-                  "how far more reference models take the attack). Reference-model training time is included "
-                  "in the plugin time."]
-    dp = next((r for r in rows if r.get("epsilon") is not None), None)
-    if dp:
-        lines += ["", f"DP-SGD control: Opacus, ε = {dp['epsilon']:.2f} at δ = {dp['delta']:g} (RDP accountant), noise multiplier "
-                      f"{dp['noise_multiplier']:.2f}, clipping 1.0, {dp['epochs']} epochs; architecture: the zoo's `tinycnn` with "
-                      "BatchNorm replaced by GroupNorm (Opacus' `ModuleValidator.fix`)."]
-    lines += ["", f"Goal checks: {payload['checks']}", END]
-    return "\n".join(lines) + "\n"
 
 
 def write_docs(payload: dict) -> None:
@@ -197,9 +188,46 @@ def write_docs(payload: dict) -> None:
     DOCS.write_text(text)
 
 
+def previous_rows() -> dict[tuple[str, str], dict]:
+    """Rows of the last full run, keyed by (target, setting); legacy rows get their target key."""
+    if not RESULTS.exists():
+        return {}
+    payload = json.loads(RESULTS.read_text())
+    if payload.get("quick"):
+        return {}
+    out = {}
+    for r in payload["rows"]:
+        r.setdefault("target", LEGACY.get(r["model"], r["model"]))
+        r.setdefault("created", payload["created"])
+        out[(r["target"], r["setting"])] = r
+    return out
+
+
+def reusable(row: dict | None, options: dict) -> bool:
+    """A stored row is kept when its options match and it has every per-score field, or it trained reference models
+    (expensive; :func:`complete` fills in the per-score fields that only the first version of this bench left out)."""
+    if row is None or row.get("options") != options:
+        return False
+    return bool(row.get("reference_models")) or "severity_as_primary" in row["per_score"]["scaled_logit"]
+
+
+def complete(row: dict, done: list[dict]) -> dict:
+    """Per-score fields of a row from the first version: the threshold scores do not depend on the reference models, so they
+    are the target's default row's; rmia is this row's primary."""
+    if "severity_as_primary" in row["per_score"]["scaled_logit"]:
+        return row
+    default = next(r for r in done if r["target"] == row["target"] and r["setting"] == "default")
+    per_score = {s: dict(default["per_score"][s]) for s in SCORES[:4]}
+    per_score["rmia"] = {k: row.get(k) for k in ("auc", "auc_ci_low", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low",
+                                                 "heldout_fpr_at_1pct", "tpr_at_0.1pct_fpr")} | {"severity_as_primary": row["severity"]}
+    return row | {"per_score": per_score}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="the 1,000-image model only, 2,000 reference images")
+    p.add_argument("--quick", action="store_true", help="the overfitted 1,000-image model only, default settings, 2,000 reference images")
+    p.add_argument("--force", action="store_true", help="recompute rows that the JSON already holds")
+    p.add_argument("--only", default="", help="comma-separated target keys to run (others are kept from the JSON)")
     p.add_argument("--docs", action="store_true", help="only regenerate the docs section from bench/results/membership.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -208,41 +236,35 @@ def main() -> None:
         return
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     ds = preset("mnist")
-    rows = []
-    models = []
-    for n in ((1000,) if args.quick else (1000, 10000)):
-        model, _, data = trained("mnist", "cnn", n)
-        models.append((f"CNN, {n:,} images", model, data.members, n, {}, "cnn", 40 if n <= 1000 else 10, min(n, 2500)))
-    if not args.quick:
-        model, members, info = dp_model()
-        models.append((f"DP-SGD tinycnn-GN, {DP_N:,} images", model, members, DP_N, info, "tinycnn", info["epochs"], 2500))
-    for name, model, members, n, extra, recipe, epochs, size in models:
-        rows.append(audit(name, model, members, ds, n, extra, args.quick))
-        log.warning("%s: default done (%s)", name, rows[-1]["severity"])
-        for count in (() if args.quick else (2, 8) if n == 1000 else (2,)):  # 8: how far more reference models go, on the 1k model
-            options = {"reference_models": count, "reference_factory": f"auditor_membership.reference:{recipe}", "reference_epochs": epochs,
-                       "reference_train_size": size}
-            rows.append(audit(name, model, members, ds, n, extra, args.quick, f"RMIA, {count} reference models", options, with_peer=False))
-            log.warning("%s: %d reference models done (%s)", name, count, rows[-1]["severity"])
-    by = {(r["train_images"], r["setting"]): r for r in rows}
-    default, strong = "default", "RMIA, 2 reference models"
-    checks = {"cnn1000_under_60s_default": by[(1000, default)]["plugin_seconds"] < 60}
-    top = next(s for s in ("RMIA, 8 reference models", strong, default) if (1000, s) in by)
-    checks["cnn1000_setting_for_high_check"] = top
-    checks["cnn1000_high"] = by[(1000, top)]["severity"] == "high" and (by[(1000, top)]["tpr_at_1pct_fpr"] or 0) > 0.05
-    for setting in (default, strong):
-        if (10000, setting) in by:
-            a, b = by[(1000, setting)], by[(10000, setting)]
-            checks[f"cnn10000_lower[{setting}]"] = b["auc"] < a["auc"] and (b["tpr_at_1pct_fpr"] or 0) <= (a["tpr_at_1pct_fpr"] or 0)
-        if (DP_N, setting) in by:
-            dp = by[(DP_N, setting)]
-            checks[f"dp_at_most_low[{setting}]"] = dp["severity"] in ("info", "low")
-    dp = by.get((DP_N, default))
-    if dp:
-        checks["dp_epsilon_le_8"] = dp["epsilon"] <= 8.0 + 1e-6
-        checks["dp_accuracy_above_0.3"] = dp["test_accuracy"] > 0.3
-    payload = {"quick": args.quick, "rows": rows, "checks": checks}
-    path = write_json("membership", payload)
+    test = load_images(ds.test)
+    old = {} if args.quick else previous_rows()
+    only = set(filter(None, args.only.split(",")))
+    targets = [(t, ("default",) if args.quick else t.settings) for t in (TARGETS[:1] if args.quick else TARGETS)]
+    current = dict(old)
+
+    def save() -> dict:  # after every row, so that an interrupted run keeps what it measured
+        rows = [current[(t.key, s)] for t, settings in targets for s in settings if (t.key, s) in current]
+        payload = {"quick": args.quick, "rows": rows, "checks": checks(rows)}
+        write_json("membership", payload)
+        return payload
+
+    for target, settings in targets:
+        if only and target.key not in only:
+            continue
+        todo = [s for s in settings if args.force or not reusable(old.get((target.key, s)), options_for(target, s))]
+        model, members, extra = load(target)
+        extra |= loss_stats(model, members, test)
+        for setting in settings:
+            key = (target.key, setting)
+            if setting in todo:
+                current[key] = audit(target, model, members, ds, extra, args.quick, setting, with_peer=setting == "default")
+                log.warning("%s, %s: %s in %.0f s", target.name, setting, current[key]["severity"], current[key]["plugin_seconds"])
+            else:
+                current[key] = complete(old[key], list(current.values())) | extra | {"model": target.name}
+            save()
+    payload = save()
+    rows = payload["rows"]
+    path = RESULTS
     payload = json.loads(path.read_text())
     print(table([{k: (f"{v:.1%}" if isinstance(v, float) and k.startswith(("tpr", "heldout")) else v) for k, v in r.items()
                   if not isinstance(v, dict)} | ({"auditml_auc": r["peer"]["auc"], "auditml_tpr@1%": r["peer"]["tpr_at_1pct_fpr"]}
@@ -250,7 +272,7 @@ def main() -> None:
                  for r in rows],
                 ["model", "setting", "train_accuracy", "test_accuracy", "auc", "auc_ci_low", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low",
                  "heldout_fpr_at_1pct", "tpr_at_0.1pct_fpr", "severity", "plugin_seconds", "auditml_auc", "auditml_tpr@1%"]))
-    print(f"checks: {checks}")
+    print(f"checks: {payload['checks']}")
     write_docs(payload)
     print(f"wrote {path} and the membership section of {DOCS}")
 

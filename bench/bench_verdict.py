@@ -92,22 +92,28 @@ def main() -> None:
         cells = [Cell(key=n, fn=audit_row, payload={"row": n, "quick": args.quick, "attacks": attacks, "threads": threads},
                       num_cpus=float(threads)) for n in todo]
 
+        mine: dict[tuple[str, str], dict] = {}
+
+        def merge_save() -> None:
+            """Merge this run's rows into the file as it is now (another run may have written rows meanwhile)."""
+            current = load()
+            current["entries"] = [e for e in current["entries"] if (e["row"], e["profile"]) not in mine] + list(mine.values())
+            finished = {e["row"] for e in current["entries"] if e["profile"] == profile}
+            current["missing"] = {**current.get("missing", {}), profile: [r.name for r in ladder if r.name not in finished]}
+            save(current)
+
         def done_one(outcome) -> None:
             if not outcome.ok:
                 log.error("%s failed: %s", outcome.key, outcome.error)
                 return
             entry = {**outcome.value, "profile": profile}
-            payload["entries"] = [e for e in payload["entries"] if (e["row"], e["profile"]) != (entry["row"], profile)] + [entry]
-            finished = {e["row"] for e in payload["entries"] if e["profile"] == profile}
-            payload["missing"] = {**payload.get("missing", {}), profile: [r.name for r in ladder if r.name not in finished]}
-            save(payload)
+            mine[(entry["row"], profile)] = entry
+            merge_save()
             log.info("%s: score %s (%s), highest %s, %s; %.0f s", entry["row"], entry["score"], entry["score_attack"], entry["highest"],
                      entry["verdict"], entry["audit_seconds"])
 
         run_cells(cells, workers=args.workers, on_done=done_one, local_cpus=float(args.workers * threads) if args.workers > 1 else None)
-        finished = {e["row"] for e in payload["entries"] if e["profile"] == profile}
-        payload["missing"] = {**payload.get("missing", {}), profile: [r.name for r in ladder if r.name not in finished]}
-        save(payload)
+        merge_save()
         payload = load()
     entries = [e for e in payload["entries"] if e["profile"] == profile]
     if entries:

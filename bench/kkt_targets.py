@@ -59,7 +59,7 @@ def build(arch: str, shape: tuple[int, int, int], classes: int = 10) -> nn.Modul
                          nn.Flatten(), nn.Linear(32 * side * side, classes, bias=False))
 
 
-def audit_data(r: Recipe, n_reference: int = 1000, seed: int = 0) -> tuple[AuditData, float]:
+def audit_data(r: Recipe, n_reference: int = 3000, seed: int = 0) -> tuple[AuditData, float]:
     ds = preset(r.dataset)
     train, test = load_images(ds.train), load_images(ds.test)
     members = train.subset(balanced_subset(train.labels.numpy(), r.n, seed))

@@ -26,6 +26,9 @@ BENCHES = [  # (script, title, extra args for default mode)
     ("bench_kkt.py", "kkt: training images reconstructed from the weights", ["--rows", "mnist-mlp-100,control-mnist-mlp-2000", "--budget", "1200", "--no-docs"]),
     ("bench_membership.py", "6. Membership inference: the `membership` plugin vs auditml's threshold attack", []),
     ("bench_batch.py", "7. Batch audits: sequential vs Ray workers", ["--docs"]),  # --docs: also the estimate in docs/scale.md
+    ("bench_preprocessing.py", "Published-file conventions: [0, 1]/logits vs 0-255/softmax", []),
+    # resumable: each run continues the ladder where the last stopped (the full ladder takes several runs)
+    ("bench_verdict.py", "8. Verdict ladder: models with known leakage, every builtin attack", ["--no-docs"]),
 ]
 
 
@@ -127,6 +130,19 @@ def main() -> None:
             from bench_batch import render as render_batch  # the generated section, from the JSON
 
             body += "\n" + render_batch(json.loads((results / "batch.json").read_text()), heading=False)
+        if script == "bench_verdict.py" and (results / "verdict.json").exists():
+            sys.path.insert(0, str(HERE))
+            from verdict_checks import render as render_verdict  # the generated section, from the JSON
+
+            verdict = json.loads((results / "verdict.json").read_text())
+            profile = "quick" if args.quick else "full"
+            body += "\n" + render_verdict(verdict, profile, f"<!-- bench_verdict{'_quick' if args.quick else ''}:start -->",
+                                           f"<!-- bench_verdict{'_quick' if args.quick else ''}:end -->", heading=False)
+        if script == "bench_preprocessing.py" and (results / "preprocessing.json").exists():
+            sys.path.insert(0, str(HERE))
+            from bench_preprocessing import render as render_preprocessing  # the generated section, from the JSON
+
+            body += "\n" + render_preprocessing(json.loads((results / "preprocessing.json").read_text()))
         if plot:
             body += f"\n![{title}]({plot})\n"
         sections.append(body)

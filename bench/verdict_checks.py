@@ -33,8 +33,13 @@ def checks(entries: list[dict]) -> list[dict[str, Any]]:
     safe = [e for e in entries if (e["kind"] == "ladder" and e["n_train"] >= 10000) or e["kind"] == "control"]
     alarms = [f"{e['row']}: {a}" for e in safe for a in e["medium_or_above"]]
     out.append({"check": "findings at MEDIUM or above on models of >= 10,000 images and the DP model", "value": len(alarms),
-                "target": 0, "passed": not alarms and bool(safe), "miss": len(alarms),
+                "target": 0, "passed": not alarms and bool(safe), "miss": len(alarms) if safe else None,
                 "covers": ", ".join(e["row"] for e in safe) or "none run yet", "aside": "; ".join(alarms)})
+    leakage = {a for e in entries for a, v in e["attacks"].items() if v.get("reconstructions") is not None or "tpr_at_1pct_fpr" in v}
+    privacy = [a for a in alarms if a.split(": ")[1] in leakage]
+    out.append({"check": "... of which from leakage attacks (scored reconstructions or membership)", "value": len(privacy), "target": 0,
+                "passed": not privacy and bool(safe), "miss": len(privacy) if safe else None,
+                "covers": ", ".join(sorted(leakage)), "aside": "; ".join(privacy)})
     for e in (x for x in entries if x["kind"] == "known_leak"):
         best = e["attacks"].get(e["score_attack"] or "", {})
         out.append({"check": f"{e['row']} gets a HIGH finding", "value": e["highest"] or "none", "target": "high",
@@ -61,14 +66,16 @@ def _attack_cell(a: dict | None) -> str:
     return f"{a['score']:+.3f} ({a.get('distinct_members') or 0} m; {sev})"
 
 
-def render(payload: dict, profile: str, start: str, end: str) -> str:
+def render(payload: dict, profile: str, start: str, end: str, heading: bool = True) -> str:
+    """The markdown section of one profile (``full`` or ``quick``), from the JSON only (``heading=False``: run_all titles it)."""
     entries = [e for e in payload["entries"] if e["profile"] == profile]
     if not entries:
         return f"{start}\n## Verdict ladder\n\nNo rows yet: run `python bench/bench_verdict.py`.\n{end}\n"
     attacks = sorted({a for e in entries for a in e["attacks"] if a not in ("preflight", "model-check")},
                      key=lambda a: (RECONSTRUCTION_ORDER.index(a) if a in RECONSTRUCTION_ORDER else 9, a))
     cmd = "python bench/bench_verdict.py" + (" --quick" if profile == "quick" else "")
-    lines = [start, "## Verdict ladder: models with known leakage, every builtin attack", "",
+    title = f"## Verdict ladder{' (quick)' if profile == 'quick' else ''}: models with known leakage, every builtin attack"
+    lines = [start, *([title, ""] if heading else []),
              f"`{cmd}` (generated from bench/results/verdict.json, {payload.get('created', '')}; "
              f"{'quick budgets' if profile == 'quick' else 'each attack at its default budget'}; torch threads per audit: "
              f"{entries[0].get('threads')}). Members: each model's exact training set; reference: the 10,000 MNIST test images.", "",
@@ -88,8 +95,9 @@ def render(payload: dict, profile: str, start: str, end: str) -> str:
                      f"{'fails' if e['fails_gate'] else 'passes'} | {e['audit_seconds']:.0f} | {_s(e.get('train_seconds'))} |")
     lines += ["", "| check (summary, from the JSON) | value | target | result | missed by | covers |", "|---|---|---|---|---|---|"]
     for c in checks(entries):
-        value = c["value"] if not isinstance(c["value"], float) else f"{c['value']:.2f}"
-        miss = "" if c["passed"] else (c["miss"] if not isinstance(c["miss"], float) else f"{c['miss']:.2f}")
+        value = "n/a" if c["value"] is None else c["value"] if not isinstance(c["value"], float) else f"{c['value']:.2f}"
+        miss = "" if c["passed"] else ("not measurable yet" if c["miss"] is None else c["miss"] if not isinstance(c["miss"], float)
+                                       else f"{c['miss']:.2f}")
         covers = c["covers"] + (f"; {c['aside']}" if c["aside"] else "")
         lines.append(f"| {c['check']} | {value} | {c['target']} | {'pass' if c['passed'] else '**MISS**'} | {miss} | {covers} |")
     dp = next((e for e in entries if e.get("epsilon") is not None), None)

@@ -99,6 +99,24 @@ def test_rmia_matches_the_pairwise_likelihood_ratio(a, gamma):
     np.testing.assert_allclose(got, _rmia_bruteforce(p_z, p_out_z, p_z, p_out_z, a, gamma, np.arange(80)))
 
 
+def test_offline_lira_matches_a_direct_computation():
+    """φ_target minus the mean scaled logit over the OUT reference models, with φ computed from softmax probabilities."""
+    from auditor_membership.lira import offline_scores
+
+    rng = np.random.default_rng(5)
+    z_target, z_ref = rng.normal(0, 3, (40, 4)), rng.normal(0, 3, (40, 4, 6))   # 40 examples, 4 classes, 6 reference models
+    y = rng.integers(0, 4, 40)
+    out_mask = rng.random((40, 6)) < 0.5
+    out_mask[:, 0] = True                                                          # every example has an OUT model
+    def phi(z, i):
+        return np.log(_softmax(z[None])[0, y[i]] / (1 - _softmax(z[None])[0, y[i]]))
+    expected = [phi(z_target[i], i) - np.mean([phi(z_ref[i, :, k], i) for k in range(6) if out_mask[i, k]]) for i in range(40)]
+    phi_ref = np.stack([all_scores(z_ref[:, :, k], y)["scaled_logit"] for k in range(6)], axis=1)
+    np.testing.assert_allclose(offline_scores(all_scores(z_target, y)["scaled_logit"], phi_ref, out_mask), expected, rtol=1e-9)
+    with pytest.raises(ValueError, match="no reference model"):
+        offline_scores(np.zeros(2), np.zeros((2, 2)), np.array([[True, False], [False, False]]))
+
+
 def test_thresholds_reach_their_fpr_on_held_out_non_members():
     """k-th largest of n calibration scores: the held-out count flagged is BetaBinomial(n_h, k, n + 1 - k) exactly."""
     rng = np.random.default_rng(2)
@@ -243,7 +261,7 @@ def test_reference_models_are_trained_within_budget(memorised):
     members, net = memorised
     _, out = _attack(net, members, _noise_set(200, 14), reference_models=2,
                      reference_factory="auditor_membership.reference:tinycnn", reference_epochs=2, max_reference=200)
-    assert out.metrics["reference_models"] == 2 and 0.0 <= out.metrics["rmia_auc"] <= 1.0
+    assert out.metrics["reference_models"] == 2 and 0.0 <= out.metrics["rmia_auc"] <= 1.0 and 0.0 <= out.metrics["lira_auc"] <= 1.0
     assert any("2 reference models" in n for n in out.notes) and "rmia (primary)" in [r[0] for r in out.tables[0].rows]
     pool = _noise_set(60, 15)
     target = from_module(net, num_classes=3, input_shape=(1, 16, 16))

@@ -28,7 +28,7 @@ from auditor.models.model import (
     TorchClassifier,
     output_kind,
 )
-from auditor.models.sniff import file_provenance
+from auditor.models.provenance import file_provenance
 from auditor.models.weights import (
     apply_state_dict,
     load_state_dict,

@@ -117,8 +117,8 @@ def load_onnx(path: Path, spec: ModelSpec):
         parameter_count,
     )
     from auditor.models.onnx_model import OnnxClassifier
+    from auditor.models.provenance import file_provenance
     from auditor.models.qonnx_lower import QONNX_DOMAINS, is_qonnx, lower_qonnx
-    from auditor.models.sniff import file_provenance
 
     provenance = file_provenance(path)
     refuse_if_not_onnx(path)

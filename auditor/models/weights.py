@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from auditor.core.errors import ModelLoadError
-from auditor.models.sniff import file_provenance
+from auditor.models.provenance import file_provenance
 
 log = logging.getLogger(__name__)
 

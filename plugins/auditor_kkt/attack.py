@@ -73,6 +73,10 @@ class KktReconstruction(Attack):
         Metric(name="steps_per_s", higher_is_better=None, format=".1f", compare=False),
     )
 
+    @classmethod
+    def demo_options(cls, budget_s: float) -> dict[str, float]:
+        return {"seconds": budget_s}
+
     def run(self, model: Classifier, data: AuditData, ctx: RunContext) -> AttackOutput:
         cfg: KktConfig = self.config  # type: ignore[assignment]
         torch.manual_seed(ctx.seed)

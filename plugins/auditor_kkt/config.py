@@ -1,4 +1,8 @@
-"""Options of the ``kkt`` attack (``audit schema kkt``)."""
+"""Options of the ``kkt`` attack (``audit schema kkt``).
+
+Defaults: the option set that recovered members on the bench's 100-image MNIST MLP in short runs, one lever at a
+time (bench/kkt_levers.py, bench/results/kkt_levers.json; docs/kkt.md has the table).
+"""
 from __future__ import annotations
 
 from typing import Literal
@@ -24,19 +28,19 @@ class KktConfig(AttackConfig):
     lambda_min: float = Field(0.4, ge=0, description="Lower bound on each candidate's coefficient (penalty 5*relu(lambda_min - lambda)^2).")
     alpha: float = Field(20.0, gt=0, description="ReLU surrogate: forward ReLU, derivative sigmoid(alpha*z).")
     layer_normalised: bool = Field(
-        True, description="Divide each layer's residual by its squared weight norm (else the plain sum over layers).")
-    optimizer: Literal["sgd", "adam"] = Field("adam", description="Optimiser of the candidates x (lambda always uses SGD with momentum).")
-    lr_x: float = Field(0.01, gt=0, description="Learning rate of the candidates (SGD with momentum 0.9, or Adam).")
+        False, description="Divide each layer's residual by its squared weight norm (else the plain sum over layers).")
+    optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimiser of the candidates x (lambda always uses SGD with momentum).")
+    lr_x: float = Field(0.5, gt=0, description="Learning rate of the candidates (SGD with momentum 0.9, or Adam).")
     lr_lambda: float = Field(0.03, gt=0, description="Learning rate of the coefficients (SGD with momentum 0.9).")
     schedule: Literal["constant", "cosine"] = Field("cosine", description="Learning-rate schedule over the time budget.")
     final_lr: float = Field(0.02, gt=0, le=1, description="cosine: final learning rate as a share of the initial one.")
     init_scale: float = Field(0.002, gt=0, description="Candidates start at N(0, 1) * init_scale in the network's input space.")
     restarts: int = Field(1, ge=1, le=20, description="Independent runs (new seed, labels rotated); the converged candidates of all are kept.")
     float64: Literal["off", "final", "all"] = Field(
-        "final", description="Float64 arithmetic: never, in the last final_phase share of each run, or throughout.")
+        "off", description="Float64 arithmetic: never, in the last final_phase share of each run, or throughout.")
     final_phase: float = Field(0.2, gt=0, lt=1, description="Share of each run spent in float64 when float64='final'.")
     min_share: float = Field(
-        0.25, description="A candidate counts as converged when it explains at least min_share/m of the weights "
+        -1.0, description="A candidate counts as converged when it explains at least min_share/m of the weights "
         "(its share of <theta, sum> relative to the average candidate) and the model gives it its label; a negative value keeps every candidate.")
     output: Literal["exact", "stretch"] = Field(
         "stretch", description="Map back to pixels exactly (clamped to [0, 1]) or stretch each reconstruction's range to [0, 1].")

@@ -17,7 +17,7 @@ from auditor import (
     RunContext,
     Table,
 )
-from auditor_membership import rmia
+from auditor_membership import lira, rmia
 from auditor_membership.calibration import class_pvalues, split_reference
 from auditor_membership.config import MembershipConfig
 from auditor_membership.evaluate import FPRS, ScoreEvaluation, evaluate_score
@@ -111,8 +111,10 @@ class MembershipInference(Attack):
         y = {s: labels[s].numpy() for s in SETS}
         scores = {s: all_scores(logits[s], y[s]) for s in SETS}
         notes, ref_count = self._rmia(model, data, images, labels, scores, ctx, cfg)
-        names = (*SCORES, "rmia")
+        names = (*SCORES, "rmia") + (("lira",) if ref_count else ())
         primary = resolve_primary(cfg, ref_count)
+        if primary not in names:
+            raise CapabilityError(f"primary score {primary!r} needs reference models (reference_models > 0); none were trained")
         level = cfg.confidence_level
         evaluations = {n: evaluate_score(n, scores["members"][n], y["members"], scores["calibration"][n], y["calibration"],
                                          scores["held_out"][n], y["held_out"], rounds=limits["bootstrap_rounds"], level=level,
@@ -138,15 +140,12 @@ class MembershipInference(Attack):
 
     def _rmia(self, model: Classifier, data: AuditData, images: dict, labels: dict, scores: dict, ctx: RunContext,
               cfg: MembershipConfig) -> tuple[list[str], int]:
-        """Adds ``scores[set]["rmia"]``; population = the calibration non-members. Returns notes and the reference-model count."""
+        """Adds ``scores[set]["rmia"]`` (population = the calibration non-members) and, with reference models, ``["lira"]``.
+        Returns notes and the reference-model count."""
         log_p = {s: scores[s]["loss"] for s in SETS}  # log p_y under the target
         log_out, notes, count = dict(log_p), [], 0
         if cfg.reference_models:
-            from auditor_membership.reference import (
-                reference_log_probs,
-                resolve_factory,
-                train_reference_models,
-            )
+            from auditor_membership.reference import reference_scaled_logits, resolve_factory, train_reference_models
 
             nets, in_mask = train_reference_models(model, resolve_factory(cfg.reference_factory), images["calibration"],
                                                    labels["calibration"], cfg.reference_models, epochs=cfg.reference_epochs,
@@ -156,10 +155,13 @@ class MembershipInference(Attack):
             count = len(nets)
             if count:
                 for s in SETS:
-                    lp = reference_log_probs(nets, images[s], labels[s], cfg.batch_size)
-                    log_out[s] = rmia.log_mean_probability(lp, ~in_mask if s == "calibration" else None)
+                    phi = reference_scaled_logits(nets, images[s], labels[s], cfg.batch_size)
+                    out_mask = ~in_mask if s == "calibration" else None
+                    log_out[s] = rmia.log_mean_probability(-np.logaddexp(0.0, -phi), out_mask)  # log p_y = -log(1 + e^-φ)
+                    scores[s]["lira"] = lira.offline_scores(scores[s]["scaled_logit"], phi, out_mask)
                 notes.append(f"RMIA: {count} reference models trained on halves of the calibration non-members "
-                             f"(Pr(x) = ((1+a)·Pr_OUT(x) + 1 - a)/2, a = {cfg.rmia_a:g}, γ = {cfg.rmia_gamma:g}).")
+                             f"(Pr(x) = ((1+a)·Pr_OUT(x) + 1 - a)/2, a = {cfg.rmia_a:g}, γ = {cfg.rmia_gamma:g}); offline LiRA "
+                             "from the same models (scaled logit minus its mean over the OUT models, fixed variance).")
             else:
                 notes.append(f"RMIA: no reference model finished within {cfg.reference_time_budget_s:g} s; population RMIA without them.")
         if not count:

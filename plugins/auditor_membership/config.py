@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 
 from auditor import AttackConfig
 
-Primary = Literal["auto", "loss", "confidence", "modified_entropy", "scaled_logit", "rmia"]
+Primary = Literal["auto", "loss", "confidence", "modified_entropy", "scaled_logit", "rmia", "lira"]
 
 
 class MembershipConfig(AttackConfig):

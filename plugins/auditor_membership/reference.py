@@ -87,11 +87,14 @@ def train_reference_models(target: Classifier, factory: Callable[..., nn.Module]
 
 
 @torch.no_grad()
-def reference_log_probs(nets: list[nn.Module], images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> np.ndarray:
-    """``log p_y`` of every image under every reference model, [len(images), len(nets)], float64."""
+def reference_scaled_logits(nets: list[nn.Module], images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> np.ndarray:
+    """LiRA's ``φ = log(p_y / (1 - p_y))`` of every image under every reference model, [len(images), len(nets)], float64."""
+    from auditor_membership.signals import log_odds
+
     out = np.empty((len(images), len(nets)))
+    y = labels.numpy()
     for k, net in enumerate(nets):
-        parts = [torch.log_softmax(net(images[i:i + batch_size]).double(), 1) for i in range(0, len(images), batch_size)]
-        logp = torch.cat(parts) if parts else torch.empty(0, 1, dtype=torch.float64)
-        out[:, k] = logp.gather(1, labels[:, None]).squeeze(1).numpy()
+        parts = [net(images[i:i + batch_size]).double() for i in range(0, len(images), batch_size)]
+        if parts:
+            out[:, k] = log_odds(torch.cat(parts).numpy(), y)
     return out

@@ -214,3 +214,26 @@ def test_wrong_flags_are_checked_and_the_fix_is_named(kit, grey_cnn, data_files,
     code, _, err = kit.dry_run(path, data_files[0], data_files[1], "--input-range", "0,1")
     assert code == 2 and "Tried 1 preprocessing candidate(s), best first: as given" in err
     assert "would choose [0, 255]" in err and "--input-range 0,255" in err
+
+
+def test_torch_sequential_ending_in_softmax_without_input_shape(kit, grey_mlp, members, data_files, tmp_path, monkeypatch):
+    """``factory:model.py:make`` of an nn.Sequential that ends in Softmax, no --input-shape: the shape comes from the
+    members' images and the tensor feeding the Softmax is read as the logits."""
+    import json
+
+    torch.save(grey_mlp.net.state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "model.py").write_text(
+        "from torch import nn\n\n"
+        "def make():\n    return nn.Sequential(nn.Flatten(), nn.Linear(1024, 64), nn.ReLU(), nn.Linear(64, 10), nn.Softmax(dim=1))\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = kit.dry_run("factory:model.py:make", data_files[0], data_files[1], "--weights", "weights.pt")
+    assert code == 0, err
+    assert kit.chosen(out)[0] == "[0, 1]"
+    _accuracy_matches(kit, out, grey_mlp, members)
+    from auditor.cli.main import main
+
+    assert main(["-q", "run", "factory:model.py:make", "--weights", "weights.pt", "--members", str(data_files[0]),
+                 "--reference", str(data_files[1]), "--plugins", "membership", "--out", "out"]) in (0, 1)
+    model = json.loads((tmp_path / "out" / "report.json").read_text())["model"]
+    assert model["outputs_kind"] == "logits" and model["input_shape"] == [1, 32, 32]
+    assert any("Softmax" in e for e in model["graph_edits"])

@@ -1,0 +1,47 @@
+"""The verdict ladder's score and bars (bench/verdict_*.py) on constructed entries, against direct computations."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from verdict_audit import attack_score
+from verdict_checks import checks
+
+from auditor.results import SampleScore, Scores
+
+
+def _entry(row: str, arch: str, n: int, score: float, kind: str = "ladder", alarms: tuple[str, ...] = (), highest: str = "info") -> dict:
+    return {"row": row, "arch": arch, "n_train": n, "kind": kind, "score": score, "membership_tpr_at_1pct_fpr": None,
+            "medium_or_above": list(alarms), "highest": highest, "score_attack": "tldr",
+            "attacks": {"tldr": {"distinct_members": 1, "copy_p_value": 0.02}}}
+
+
+def test_score_is_distinct_members_plus_clipped_gap() -> None:
+    samples = [SampleScore(index=i, label=0) for i in range(4)]
+    assert attack_score(Scores(calibrated=True, samples=samples, distinct_members_recovered=3, gap=0.02)) == pytest.approx(3.02)
+    assert attack_score(Scores(calibrated=True, samples=samples, distinct_members_recovered=0, gap=-0.9)) == pytest.approx(-0.49)
+    assert attack_score(Scores(calibrated=True, samples=samples, distinct_members_recovered=None, gap=None)) == 0.0
+    assert attack_score(Scores(calibrated=True)) is None  # nothing scored: no score, not zero
+
+
+def test_spearman_against_the_rank_formula_and_bars() -> None:
+    sizes, scores = [50, 100, 500, 2000, 10000], [0.30, 0.05, 0.10, 0.01, -0.02]
+    entries = [_entry(f"mlp-{n}", "mlp", n, s) for n, s in zip(sizes, scores)]
+    entries += [_entry("dp", "tinycnn-dp", 5000, 0.0, kind="control", alarms=("membership: medium: x",)),
+                _entry("leak", "kkt-mlp", 100, 0.5, kind="known_leak", highest="medium")]
+    # no ties: rho = 1 - 6 sum d^2 / (n (n^2 - 1)) between the ranks of the score and of -log n
+    def rank(xs):
+        return [sorted(xs).index(x) + 1 for x in xs]
+    d2 = sum((a - b) ** 2 for a, b in zip(rank(scores), rank([-math.log(n) for n in sizes])))
+    expected = 1 - 6 * d2 / (5 * (25 - 1))
+    by = {c["check"]: c for c in checks(entries)}
+    mono = by["Spearman(score, -log n) for mlp >= 0.9"]
+    assert mono["value"] == pytest.approx(expected) and not mono["passed"] and mono["miss"] == pytest.approx(0.9 - expected)
+    alarms = by["findings at MEDIUM or above on models of >= 10,000 images and the DP model"]
+    assert alarms["value"] == 1 and not alarms["passed"] and "dp" in alarms["covers"] and "mlp-10000" in alarms["covers"]
+    leak = by["leak gets a HIGH finding"]
+    assert not leak["passed"] and "highest medium" in leak["miss"]
