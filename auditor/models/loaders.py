@@ -68,12 +68,27 @@ def load_onnx(path: Path, spec: ModelSpec) -> Classifier:
 
 # --------------------------------------------------------------------------- torch
 
+
+def _final_softmax(net: nn.Module) -> nn.Module | None:
+    """The network without its last layer when that is a Softmax over the classes (read as logits), else None."""
+    if isinstance(net, nn.Sequential) and len(net) > 1 and isinstance(net[-1], nn.Softmax) and net[-1].dim in (None, 1, -1):
+        return net[:-1]
+    return None
+
+
 def _wrap_torch(net: nn.Module, spec: ModelSpec, info: ModelInfo) -> TorchClassifier:
-    if spec.input_shape is None:
+    shape = spec.input_shape or spec.data_image_shape
+    if shape is None:
         raise ModelLoadError(f"{spec.source}: pass --input-shape C,H,W (torch models do not declare it)")
+    if spec.input_shape is None:
+        info = info.model_copy(update={"warnings": [*info.warnings, f"input shape {list(shape)} taken from the members' images"]})
+    logits = _final_softmax(net) if spec.outputs in ("auto", "probabilities") else None
+    if logits is not None:
+        net = logits
+        info = info.model_copy(update={"graph_edits": [*info.graph_edits, "the network ends in Softmax; its input is read as the logits"]})
     channels_last = spec.layout == "NHWC"
     preprocess = Preprocess(spec.input_range, spec.mean, spec.std, channels_last)
-    probe = torch.rand((4, *spec.input_shape), generator=torch.Generator().manual_seed(0))
+    probe = torch.rand((4, *shape), generator=torch.Generator().manual_seed(0))
     try:
         with torch.no_grad():
             out = net.eval()(preprocess(probe))
@@ -84,10 +99,10 @@ def _wrap_torch(net: nn.Module, spec: ModelSpec, info: ModelInfo) -> TorchClassi
     num_classes = spec.num_classes or int(out.shape[1])
     if out.shape[1] != num_classes:
         raise ModelLoadError(f"{spec.source}: the model outputs {out.shape[1]} scores but {num_classes} classes were declared")
-    kind = output_kind(spec.outputs, out)
+    kind = "logits" if logits is not None else output_kind(spec.outputs, out)
     probabilities = kind == "probabilities"
     info = info.model_copy(update={**preprocess.describe(), "outputs_probabilities": probabilities, "outputs_kind": kind})
-    return TorchClassifier(net, info, num_classes=num_classes, input_shape=tuple(spec.input_shape),  # type: ignore[arg-type]
+    return TorchClassifier(net, info, num_classes=num_classes, input_shape=tuple(shape),  # type: ignore[arg-type]
                            preprocess=preprocess, probabilities=probabilities)
 
 
