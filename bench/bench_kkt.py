@@ -125,11 +125,14 @@ def main() -> None:
             if (r.name, method, budget) in done and not args.force:
                 continue
             entry = {**run_one(r, method, budget, model, data), **facts, "control": r.control, "threads": torch.get_num_threads()}
+            if RESULTS.exists():  # other bench_kkt processes may have written rows meanwhile: merge, don't overwrite
+                payload["entries"] = json.loads(RESULTS.read_text())["entries"]
             payload["entries"] = [e for e in payload["entries"] if (e["row"], e["method"], e["budget_s"]) != (r.name, method, budget)]
             payload["entries"].append(entry)
             write_json("kkt", {k: v for k, v in payload.items() if k not in ("machine", "created")})
             log.info("%s %s: %d likely copies, %d distinct members (null rate %s)", r.name, method, entry["likely_copies"],
                      entry["distinct_members"], entry["null_copy_rate"])
+    payload = json.loads(RESULTS.read_text()) if RESULTS.exists() else payload
     section = markdown(payload)
     print(section)
     if not args.no_docs:

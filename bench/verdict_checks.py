@@ -42,12 +42,20 @@ def checks(entries: list[dict]) -> list[dict[str, Any]]:
                 "covers": ", ".join(sorted(leakage)), "aside": "; ".join(privacy)})
     for e in (x for x in entries if x["kind"] == "known_leak"):
         best = e["attacks"].get(e["score_attack"] or "", {})
-        out.append({"check": f"{e['row']} gets a HIGH finding", "value": e["highest"] or "none", "target": "high",
-                    "passed": e["highest"] == "high", "miss": None if e["highest"] == "high" else
-                    f"highest {e['highest'] or 'none'}; best attack {e['score_attack']}: {best.get('distinct_members')} distinct members "
+        top = _highest(e, leakage)
+        out.append({"check": f"{e['row']} gets a HIGH finding from a leakage attack", "value": top or "none", "target": "high",
+                    "passed": top == "high", "miss": None if top == "high" else
+                    f"highest {top or 'none'}; best attack {e['score_attack']}: {best.get('distinct_members')} distinct members "
                     f"(high needs 3), binomial p {_g(best.get('copy_p_value'))} (high needs <= 0.001)",
-                    "covers": e["row"], "aside": ""})
+                    "covers": e["row"], "aside": f"highest over every attack: {e['highest'] or 'none'}"
+                    + "".join(f"; {a}" for a in e["medium_or_above"] if a.split(": ")[0] not in leakage)})
     return out
+
+
+def _highest(entry: dict, attacks: set[str]) -> str | None:
+    order = ["info", "low", "medium", "high"]
+    found = [a["highest"] for name, a in entry["attacks"].items() if name in attacks and a.get("highest")]
+    return max(found, key=order.index) if found else None
 
 
 def _g(v: float | None) -> str:

@@ -17,7 +17,8 @@ from auditor.results import SampleScore, Scores
 def _entry(row: str, arch: str, n: int, score: float, kind: str = "ladder", alarms: tuple[str, ...] = (), highest: str = "info") -> dict:
     return {"row": row, "arch": arch, "n_train": n, "kind": kind, "score": score, "membership_tpr_at_1pct_fpr": None,
             "medium_or_above": list(alarms), "highest": highest, "score_attack": "tldr",
-            "attacks": {"tldr": {"distinct_members": 1, "copy_p_value": 0.02}}}
+            "attacks": {"tldr": {"distinct_members": 1, "copy_p_value": 0.02, "reconstructions": 20, "highest": highest},
+                        "shortcut": {"highest": "high" if kind == "known_leak" else "info"}}}
 
 
 def test_score_is_distinct_members_plus_clipped_gap() -> None:
@@ -43,5 +44,5 @@ def test_spearman_against_the_rank_formula_and_bars() -> None:
     assert mono["value"] == pytest.approx(expected) and not mono["passed"] and mono["miss"] == pytest.approx(0.9 - expected)
     alarms = by["findings at MEDIUM or above on models of >= 10,000 images and the DP model"]
     assert alarms["value"] == 1 and not alarms["passed"] and "dp" in alarms["covers"] and "mlp-10000" in alarms["covers"]
-    leak = by["leak gets a HIGH finding"]
+    leak = by["leak gets a HIGH finding from a leakage attack"]  # shortcut's HIGH is not a leak found
     assert not leak["passed"] and "highest medium" in leak["miss"]

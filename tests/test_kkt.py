@@ -140,3 +140,15 @@ def test_shares_and_swap_on_module_names_with_dots_and_slashes() -> None:
         own = by_hand(ref, x[i:i + 1], y[i:i + 1], lam[i:i + 1], "margin")
         want = sum(float((p * o).sum() / (p ** 2).sum()) for p, o in zip(params, own)) / len(params) / 4
         assert float(shares[i]) == pytest.approx(want, rel=1e-8)
+
+
+def test_exact_slope_surrogate_keeps_the_step_and_smooths_its_derivative() -> None:
+    z = torch.linspace(-2, 2, 41, dtype=torch.float64, requires_grad=True)
+    act = SurrogateReLU(alpha=7.0, slope="exact")
+    out = act(z)
+    torch.testing.assert_close(out, torch.clamp(z, min=0))
+    (grad,) = torch.autograd.grad(out.sum(), z, create_graph=True)
+    torch.testing.assert_close(grad, (z.detach() > 0).double())
+    (second,) = torch.autograd.grad(grad.sum(), z)
+    s = 1 / (1 + torch.exp(-7.0 * z.detach()))
+    torch.testing.assert_close(second, 7.0 * s * (1 - s))

@@ -86,7 +86,7 @@ class KktReconstruction(Attack):
         if model.info.outputs_probabilities:
             net = nn.Sequential(net, LogProbabilities())
         notes: list[str] = []
-        surrogate, swapped, surrogate_notes = with_surrogate(net, cfg.alpha)
+        surrogate, swapped, surrogate_notes = with_surrogate(net, cfg.alpha, cfg.relu_slope)
         notes += surrogate_notes
         target = Target.build(surrogate, *input_box(model.preprocess, model.input_shape, ctx.device), model.num_classes, ctx.device)
         plain = copy.deepcopy(net).to(device=ctx.device, dtype=torch.float64).eval().requires_grad_(True)

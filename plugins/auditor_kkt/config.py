@@ -27,6 +27,9 @@ class KktConfig(AttackConfig):
         True, description="Margin form: one coefficient per (candidate, wrong class) instead of one for the strongest wrong class.")
     lambda_min: float = Field(0.4, ge=0, description="Lower bound on each candidate's coefficient (penalty 5*relu(lambda_min - lambda)^2).")
     alpha: float = Field(20.0, gt=0, description="ReLU surrogate: forward ReLU, derivative sigmoid(alpha*z).")
+    relu_slope: Literal["sigmoid", "exact"] = Field(
+        "sigmoid", description="ReLU derivative during reconstruction: sigmoid(alpha z) (the papers), or the exact step 1[z > 0] "
+        "whose own derivative in z is alpha*sigmoid'(alpha z) (the weights' gradients are then exact at a training point).")
     layer_normalised: bool = Field(
         False, description="Divide each layer's residual by its squared weight norm (else the plain sum over layers).")
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimiser of the candidates x (lambda always uses SGD with momentum).")

@@ -13,18 +13,41 @@ log = logging.getLogger(__name__)
 _FUNCTIONAL_RELUS = {F.relu, torch.relu, torch.relu_, F.relu_}
 
 
-class SurrogateReLU(nn.Module):
-    """``relu(z)`` in value; its derivative is ``sigmoid(alpha * z)`` and stays differentiable (double backward).
+class _ExactSlopeReLU(torch.autograd.Function):
+    """relu(z); first derivative 1[z > 0] exactly; that derivative's own derivative is alpha*sigmoid'(alpha z)."""
 
-    Written as ``relu(z).detach() + s(z) - s(z).detach()`` with ``s(z) = softplus(alpha * z) / alpha``,
-    whose derivative is ``sigmoid(alpha * z)``: the value is the ReLU's exactly, every derivative is s's.
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, alpha: float) -> torch.Tensor:  # noqa: ANN001
+        ctx.save_for_backward(z)
+        ctx.alpha = alpha
+        return torch.relu(z)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+        (z,) = ctx.saved_tensors
+        soft = torch.sigmoid(ctx.alpha * z)
+        slope = (z > 0).to(z.dtype) + soft - soft.detach()  # value: the step; derivative in z: the sigmoid's
+        return grad * slope, None
+
+
+class SurrogateReLU(nn.Module):
+    """``relu(z)`` in value, with a smoothed derivative so that the stationarity residual has a gradient in x.
+
+    * ``slope="sigmoid"`` (the papers): the derivative is ``sigmoid(alpha * z)``, written as
+      ``relu(z).detach() + s(z) - s(z).detach()`` with ``s(z) = softplus(alpha * z) / alpha``.
+      The weights' gradients the residual compares with theta then use sigmoid(alpha z), not the ReLU's step.
+    * ``slope="exact"``: the derivative is the ReLU's own step ``1[z > 0]``, so the weights' gradients
+      are exact; only the step's derivative in z (needed for d residual / dx) is ``alpha * sigmoid'(alpha z)``.
     """
 
-    def __init__(self, alpha: float) -> None:
+    def __init__(self, alpha: float, slope: str = "sigmoid") -> None:
         super().__init__()
         self.alpha = float(alpha)
+        self.slope = slope
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.slope == "exact":
+            return _ExactSlopeReLU.apply(z, self.alpha)
         s = F.softplus(self.alpha * z) / self.alpha
         return torch.relu(z).detach() + (s - s.detach())
 
@@ -39,14 +62,14 @@ def functional_relus(net: nn.Module) -> int | None:
                or (n.op == "call_method" and n.target in ("relu", "relu_")))
 
 
-def with_surrogate(net: nn.Module, alpha: float) -> tuple[nn.Module, int, list[str]]:
+def with_surrogate(net: nn.Module, alpha: float, slope: str = "sigmoid") -> tuple[nn.Module, int, list[str]]:
     """A deep copy of ``net`` with every ``nn.ReLU`` replaced by :class:`SurrogateReLU`; returns it, the count, and notes."""
     twin = copy.deepcopy(net)
     count = 0
     for parent in list(twin.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.ReLU):
-                setattr(parent, name, SurrogateReLU(alpha))
+                setattr(parent, name, SurrogateReLU(alpha, slope))
                 count += 1
     notes: list[str] = []
     functional = functional_relus(net)
