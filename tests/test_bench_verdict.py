@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from verdict_audit import attack_score
 from verdict_checks import checks
 
-from auditor.results import SampleScore, Scores
+from auditor.core.results import SampleScore, Scores
 
 
 def _entry(row: str, arch: str, n: int, score: float, kind: str = "ladder", alarms: tuple[str, ...] = (), highest: str = "info") -> dict:

@@ -17,13 +17,13 @@ class _ExactSlopeReLU(torch.autograd.Function):
     """relu(z); first derivative 1[z > 0] exactly; that derivative's own derivative is alpha*sigmoid'(alpha z)."""
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, alpha: float) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, z: torch.Tensor, alpha: float) -> torch.Tensor:
         ctx.save_for_backward(z)
         ctx.alpha = alpha
         return torch.relu(z)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (z,) = ctx.saved_tensors
         soft = torch.sigmoid(ctx.alpha * z)
         slope = (z > 0).to(z.dtype) + soft - soft.detach()  # value: the step; derivative in z: the sigmoid's
