@@ -4,6 +4,7 @@ images and a DP-SGD control, side by side with auditml's threshold attack (the p
     python bench/bench_membership.py            # trains what is not cached (bench/cache/), audits what is not in the JSON
     python bench/bench_membership.py --force    # audit every row again (models stay cached)
     python bench/bench_membership.py --only plain-cnn-1000,dp-tinycnn-5000   # some targets only (others kept from the JSON)
+    python bench/bench_membership.py --redo "zoo-cnn-1000:RMIA, 2 reference models"   # one stored row again
     python bench/bench_membership.py --quick    # the overfitted 1,000-image model only, default settings, 2,000 reference images
     python bench/bench_membership.py --docs     # only rewrite the generated section of docs/benchmarks.md from the JSON
 
@@ -161,7 +162,7 @@ def audit(target: Target, model, members, ds, extra: dict, quick: bool, setting:
            "train_images": target.n, "train_accuracy": mx["members_accuracy"], "test_accuracy": mx["heldout_accuracy"],
            **extra, "members_scored": int(mx["members_scored"]), "heldout_scored": int(mx["heldout_scored"]),
            "severity": finding.severity.value, "finding": finding.title, "plugin_seconds": round(seconds, 2),
-           "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+           "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "out_models": "one per pair" if options.get("reference_models") else None}
     for key in ("auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_1pct_fpr_ci_high",
                 "heldout_fpr_at_1pct", "tpr_at_0.1pct_fpr", "tpr_at_0.1pct_fpr_ci_low", "heldout_fpr_at_0.1pct", "balanced_accuracy"):
         row[key] = mx.get(key)
@@ -227,6 +228,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="the overfitted 1,000-image model only, default settings, 2,000 reference images")
     p.add_argument("--force", action="store_true", help="recompute rows that the JSON already holds")
+    p.add_argument("--redo", action="append", default=[], metavar="TARGET:SETTING",
+                   help="recompute one stored row, e.g. 'zoo-cnn-1000:RMIA, 2 reference models' (repeatable)")
     p.add_argument("--only", default="", help="comma-separated target keys to run (others are kept from the JSON)")
     p.add_argument("--docs", action="store_true", help="only regenerate the docs section from bench/results/membership.json")
     args = p.parse_args()
@@ -243,7 +246,9 @@ def main() -> None:
     current = dict(old)
 
     def save() -> dict:  # after every row, so that an interrupted run keeps what it measured
-        rows = [current[(t.key, s)] for t, settings in targets for s in settings if (t.key, s) in current]
+        mine = {k: v for k, v in current.items() if not only or k[0] in only}
+        merged = ({} if args.quick else previous_rows()) | mine   # rows another --only run wrote meanwhile are kept
+        rows = [merged[(t.key, s)] for t, settings in targets for s in settings if (t.key, s) in merged]
         payload = {"quick": args.quick, "rows": rows, "checks": checks(rows)}
         write_json("membership", payload)
         return payload
@@ -251,7 +256,8 @@ def main() -> None:
     for target, settings in targets:
         if only and target.key not in only:
             continue
-        todo = [s for s in settings if args.force or not reusable(old.get((target.key, s)), options_for(target, s))]
+        todo = [s for s in settings if args.force or f"{target.key}:{s}" in args.redo
+                or not reusable(old.get((target.key, s)), options_for(target, s))]
         model, members, extra = load(target)
         extra |= loss_stats(model, members, test)
         for setting in settings:

@@ -65,7 +65,8 @@ def render(payload: dict, heading: bool = True) -> str:
     for r in rows:
         peer = r["peer"] or {}
         tail = f"{peer['auc']:.3f} | {_pct(peer['tpr_at_1pct_fpr'])} |" if peer else "as above | as above |"
-        lines.append(f"| {r['model']} | {r['setting']} ({r['primary']}) | "
+        stale = "†" if r.get("reference_models") and r.get("out_models") != "one per pair" else ""
+        lines.append(f"| {r['model']} | {r['setting']}{stale} ({r['primary']}) | "
                      f"{r['auc']:.3f} [{r['auc_ci_low']:.3f}, {r['auc_ci_high']:.3f}] | {_pct(r['tpr_at_1pct_fpr'])} "
                      f"[{_pct(r['tpr_at_1pct_fpr_ci_low'])}, {_pct(r['tpr_at_1pct_fpr_ci_high'])}] | {_pct(r['heldout_fpr_at_1pct'])} | "
                      f"{_pct(r['tpr_at_0.1pct_fpr'])} | **{r['severity']}** | {r['plugin_seconds']:.1f} s | " + tail)
@@ -89,7 +90,9 @@ def render(payload: dict, heading: bool = True) -> str:
                   "target's architecture (the DP control: the same tinycnn with BatchNorm, without DP; the overfitted CNN: the same "
                   "unregularised network, `membership_targets:plain_cnn`) on complementary halves of the calibration non-members, at "
                   "most the target's training-set size each, and makes `rmia` primary; only `rmia` changes between the settings. "
-                  "Reference-model training time is included in the plugin time."]
+                  "Reference-model training time is included in the plugin time. †: measured before every scored example used "
+                  "one OUT model per pair (it averaged all OUT models, which made the calibration scores noisier than the "
+                  "held-out ones, see docs/membership.md); not re-run for lack of time."]
     dp = next((r for r in rows if r.get("epsilon") is not None), None)
     if dp:
         lines += ["", f"DP-SGD control: Opacus, ε = {dp['epsilon']:.2f} at δ = {dp['delta']:g} (RDP accountant), noise multiplier "

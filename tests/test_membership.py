@@ -275,6 +275,23 @@ def test_reference_models_are_trained_within_budget(memorised):
     assert nets == [] and in_mask.shape == (60, 0)                                                    # budget spent: none
 
 
+def test_every_example_gets_one_out_model_per_pair():
+    """Calibration and evaluation scores come from equally many OUT models (exchangeable), never from an IN model."""
+    from auditor_membership.reference import matched_out_mask
+
+    rng = np.random.default_rng(6)
+    in_mask = np.zeros((500, 6), dtype=bool)
+    for pair in range(3):
+        side = rng.integers(0, 3, 500)                      # IN for the first, the second, or neither model of the pair
+        in_mask[:, 2 * pair], in_mask[:, 2 * pair + 1] = side == 0, side == 1
+    out = matched_out_mask(in_mask, rng)
+    assert (out[:, 0::2] ^ out[:, 1::2]).all() and not (out & in_mask).any()
+    free = ~in_mask[:, 0] & ~in_mask[:, 1]                  # neither trained on it: a fair coin picks the model
+    assert 0.4 < out[free, 0].mean() < 0.6
+    with pytest.raises(ValueError, match="disjoint"):
+        matched_out_mask(np.ones((2, 2), dtype=bool), rng)
+
+
 def test_audit_run_finds_the_builtin_through_its_entry_point(tiny_onnx_path, audit_data, tmp_path):
     from auditor.cli.main import main
     from auditor.engine.plugins import get_plugin_manager

@@ -145,7 +145,8 @@ class MembershipInference(Attack):
         log_p = {s: scores[s]["loss"] for s in SETS}  # log p_y under the target
         log_out, notes, count = dict(log_p), [], 0
         if cfg.reference_models:
-            from auditor_membership.reference import reference_scaled_logits, resolve_factory, train_reference_models
+            from auditor_membership.reference import (matched_out_mask, reference_scaled_logits, resolve_factory,
+                                                      train_reference_models)
 
             nets, in_mask = train_reference_models(model, resolve_factory(cfg.reference_factory), images["calibration"],
                                                    labels["calibration"], cfg.reference_models, epochs=cfg.reference_epochs,
@@ -154,12 +155,14 @@ class MembershipInference(Attack):
                                                    train_size=cfg.reference_train_size)
             count = len(nets)
             if count:
+                rng = np.random.default_rng(ctx.seed + 77)
                 for s in SETS:
                     phi = reference_scaled_logits(nets, images[s], labels[s], cfg.batch_size)
-                    out_mask = ~in_mask if s == "calibration" else None
+                    out_mask = matched_out_mask(in_mask if s == "calibration" else np.zeros(phi.shape, dtype=bool), rng)
                     log_out[s] = rmia.log_mean_probability(-np.logaddexp(0.0, -phi), out_mask)  # log p_y = -log(1 + e^-φ)
                     scores[s]["lira"] = lira.offline_scores(scores[s]["scaled_logit"], phi, out_mask)
-                notes.append(f"RMIA: {count} reference models trained on halves of the calibration non-members "
+                notes.append(f"RMIA: {count} reference models trained on halves of the calibration non-members, one OUT model per "
+                             "pair for every scored example "
                              f"(Pr(x) = ((1+a)·Pr_OUT(x) + 1 - a)/2, a = {cfg.rmia_a:g}, γ = {cfg.rmia_gamma:g}); offline LiRA "
                              "from the same models (scaled logit minus its mean over the OUT models, fixed variance).")
             else:
