@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from auditor import _moved
 from auditor.core.attack import Attack, AttackConfig, AttackOutput, RunContext
 from auditor.core.capabilities import Capability
 from auditor.core.errors import (
@@ -45,6 +46,8 @@ from auditor.scoring.similarity import ssim, ssim_matrix
 
 if TYPE_CHECKING:
     from auditor.engine.context import AuditRun
+
+_moved.install()  # the released flat paths (auditor.attack, auditor.model, ...) still import, with a DeprecationWarning
 
 
 def audit(*args: Any, **kwargs: Any) -> AuditReport:

@@ -145,8 +145,7 @@ class MembershipInference(Attack):
         log_p = {s: scores[s]["loss"] for s in SETS}  # log p_y under the target
         log_out, notes, count = dict(log_p), [], 0
         if cfg.reference_models:
-            from auditor_membership.reference import (matched_out_mask, reference_scaled_logits, resolve_factory,
-                                                      train_reference_models)
+            from auditor_membership.reference import matched_out_mask, reference_scaled_logits, resolve_factory, train_reference_models
 
             nets, in_mask = train_reference_models(model, resolve_factory(cfg.reference_factory), images["calibration"],
                                                    labels["calibration"], cfg.reference_models, epochs=cfg.reference_epochs,
