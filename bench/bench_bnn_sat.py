@@ -280,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(results, indent=1))
     print_table(results)
     print(json.dumps(results["goals"], indent=1))
+    from sections import write  # the docs sections rendered from the JSON just written
+
+    write(['bench_bnn_sat'])
     return 0
 
 

@@ -103,6 +103,9 @@ def main() -> None:
     for key, b64 in grids.items():
         (images_dir / f"compare-{key}.png").write_bytes(base64.b64decode(b64))
     print(f"\nwrote {out}")
+    from sections import write  # the docs sections rendered from the JSON just written
+
+    write(['bench_compare', 'bench_headline'])
 
 
 if __name__ == "__main__":

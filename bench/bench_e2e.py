@@ -111,6 +111,9 @@ def main() -> None:
     print("\nONNX path vs torch (time ratio > 1: ONNX slower)")
     print(table(sorted(speed, key=lambda r: (r["model"], r["plugin"])), ["model", "plugin", "onnx_s", "torch_s", "onnx_over_torch"]))
     print(f"\nwrote {write_json('e2e', {'rows': rows, 'onnx_vs_torch': speed})}")
+    from sections import write  # the docs sections rendered from the JSON just written
+
+    write(['bench_e2e'])
 
 
 if __name__ == "__main__":

@@ -105,6 +105,9 @@ def main() -> None:
     out = write_json("inversion", {"seconds": seconds, "ablation": rows, "per_class": {k: v["per_class"] for k, v in results.items()},
                                    "torch_vs_onnx": parity, "onnx_steps": onnx_log.steps, "onnx_seconds": round(onnx_seconds, 1), "cifar10": cifar_rows})
     print(f"\nwrote {out}")
+    from sections import write  # the docs sections rendered from the JSON just written
+
+    write(['bench_inversion'])
 
 
 if __name__ == "__main__":

@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
+    from sections import write  # the docs sections rendered from the JSON just written
+
+    write(['bench_scoring', 'bench_headline'])
     return 0
 
 

@@ -1,10 +1,13 @@
-"""Run every benchmark in one go and write docs/benchmarks.md (tables from this run, plots as PNGs).
+"""Run every benchmark in one go, then rewrite every generated section of docs/ from bench/results/*.json.
 
-    python bench/run_all.py            # defaults: under 90 minutes on 2 cores
-    python bench/run_all.py --quick    # under 10 minutes
+    python bench/run_all.py              # defaults: under 90 minutes on 2 cores
+    python bench/run_all.py --quick      # under 10 minutes
+    python bench/run_all.py --docs-only  # run nothing: rewrite every generated docs section from the JSON as it is
 
 Each benchmark runs in its own process, prints its table and writes bench/results/<name>.json; this
-runner copies the printed tables into the document and draws the plots from the JSON.
+runner then renders every section registered in bench/sections.py (section name -> JSON, render
+function, documents) between its ``<!-- NAME:start -->`` / ``<!-- NAME:end -->`` markers, and draws the
+plots from the JSON. Nothing in docs/ is copied from a bench's printed output.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ BENCHES = [  # (script, title, extra args for default mode)
     ("bench_preprocessing.py", "Published-file conventions: [0, 1]/logits vs 0-255/softmax", []),
     # resumable: each run continues the ladder where the last stopped (the full ladder takes several runs)
     ("bench_verdict.py", "8. Verdict ladder: models with known leakage, every builtin attack", ["--no-docs"]),
+    # the full shortcut bench (10,000 images, 5 epochs, 8 models) takes longer than the 90-minute budget allows
+    ("bench_shortcut.py", "shortcut: planted vs clean models per architecture", ["--quick"]),
 ]
 
 
@@ -95,66 +100,34 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--only", help="comma-separated script names to run (default all)")
+    p.add_argument("--docs-only", action="store_true", help="run no benchmark; rewrite every generated docs section from the JSON")
     args = p.parse_args()
-    only = set(args.only.split(",")) if args.only else None
-    sections, total = [], time.monotonic()
-    for script, title, extra in BENCHES:
-        if only and script not in only:
-            continue
-        if not (HERE / script).exists():
-            sections.append(f"## {title}\n\nNot run: `{script}` is not present.\n")
-            continue
-        print(f"running {script} ...", flush=True)
-        output, seconds, code = run(script, args.quick, extra)
-        print(output, flush=True)
-        flags = " --quick" if args.quick else "".join(f" {a}" for a in extra)
-        body = f"## {title}\n\n`python bench/{script}{flags}` ({seconds:.0f} s, exit {code})\n\n```\n{output.strip()}\n```\n"
-        results = HERE / "results"
-        plot = None
-        if script == "bench_compare.py" and (results / "compare.json").exists():
-            plot = plot_compare(results / "compare.json")
-            keys = json.loads((results / "compare.json").read_text()).get("grids", {})
-            grids = [DOCS / "img" / f"compare-{k}.png" for k in keys if (DOCS / "img" / f"compare-{k}.png").exists()]
-            if grids:
-                body += "\nReconstruction grids (one row per class; same model, seed and budget):\n\n" + "\n".join(
-                    f"* {g.stem.removeprefix('compare-')}: ![{g.stem}](img/{g.name})" for g in grids) + "\n"
-        if script == "bench_e2e.py" and (results / "e2e.json").exists():
-            plot = plot_e2e(results / "e2e.json")
-        if script == "bench_membership.py" and (results / "membership.json").exists():
-            sys.path.insert(0, str(HERE))
-            from bench_membership import render  # the generated section, from the JSON
+    sys.path.insert(0, str(HERE))
+    from sections import stale, write
 
-            body += "\n" + render(json.loads((results / "membership.json").read_text()), heading=False)
-        if script == "bench_batch.py" and (results / "batch.json").exists():
-            sys.path.insert(0, str(HERE))
-            from bench_batch import render as render_batch  # the generated section, from the JSON
-
-            body += "\n" + render_batch(json.loads((results / "batch.json").read_text()), heading=False)
-        if script == "bench_verdict.py" and (results / "verdict.json").exists():
-            sys.path.insert(0, str(HERE))
-            from verdict_checks import render as render_verdict  # the generated section, from the JSON
-
-            verdict = json.loads((results / "verdict.json").read_text())
-            profile = "quick" if args.quick else "full"
-            body += "\n" + render_verdict(verdict, profile, f"<!-- bench_verdict{'_quick' if args.quick else ''}:start -->",
-                                           f"<!-- bench_verdict{'_quick' if args.quick else ''}:end -->", heading=False)
-        if script == "bench_preprocessing.py" and (results / "preprocessing.json").exists():
-            sys.path.insert(0, str(HERE))
-            from bench_preprocessing import render as render_preprocessing  # the generated section, from the JSON
-
-            body += "\n" + render_preprocessing(json.loads((results / "preprocessing.json").read_text()))
-        if plot:
-            body += f"\n![{title}]({plot})\n"
-        sections.append(body)
-    header = (f"# Benchmarks\n\nMeasured by `python bench/run_all.py{' --quick' if args.quick else ''}` on this project's 2-core CPU machine "
-              f"({time.strftime('%Y-%m-%d')}; total {time.monotonic() - total:.0f} s). Every figure compared with another was measured in the "
-              "same run, on the same model, data and seed. Raw numbers: `bench/results/*.json`.\n\n"
-              "Goals: SSIM equal to scikit-image within 1e-4 and at least 50× faster on batches of 1,000 pairs or more; nearest-member "
-              "search of 1,000 reconstructions against the 60,000 MNIST training images under 60 s; `tldr` more training-like than MIFace "
-              "at every budget (higher matched SSIM, a gap whose CI lies above zero, likely copies above zero on the 100-image model).\n")
-    DOCS.mkdir(exist_ok=True)
-    (DOCS / "benchmarks.md").write_text(header + "\n" + "\n".join(sections))
-    print(f"wrote {DOCS / 'benchmarks.md'}")
+    if not args.docs_only:
+        only = set(args.only.split(",")) if args.only else None
+        total, results = time.monotonic(), HERE / "results"
+        for script, _title, extra in BENCHES:
+            if only and script not in only:
+                continue
+            if not (HERE / script).exists():
+                print(f"not run: {script} is not present", flush=True)
+                continue
+            print(f"running {script} ...", flush=True)
+            output, seconds, code = run(script, args.quick, extra)
+            print(output, flush=True)
+            print(f"{script}: {seconds:.0f} s, exit {code}", flush=True)
+            if script == "bench_compare.py" and (results / "compare.json").exists():
+                plot_compare(results / "compare.json")
+            if script == "bench_e2e.py" and (results / "e2e.json").exists():
+                plot_e2e(results / "e2e.json")
+        print(f"total {time.monotonic() - total:.0f} s", flush=True)
+    for line in write():
+        print(f"wrote {line}")
+    left = stale()
+    if left:
+        raise SystemExit("sections still differing from their JSON:\n" + "\n".join(left))
 
 
 if __name__ == "__main__":
