@@ -39,9 +39,9 @@ MEAN, STD = (0.1307,), (0.3081,)
 START, END = "<!-- bench_shortcut:start -->", "<!-- bench_shortcut:end -->"
 
 
-def _range(values: list[float]) -> str:
+def _range(values: list[float], digits: int = 2) -> str:
     lo, hi = min(values), max(values)
-    return f"{lo:.2f}" if lo == hi else f"{lo:.2f}–{hi:.2f}"
+    return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}–{hi:.{digits}f}"
 
 
 def render(payload: dict) -> str:
@@ -60,7 +60,7 @@ def render(payload: dict) -> str:
         planted = f"{p['severity']}, {p['max_pull']:.2f}, {p['hijacked']}, {p['found']}/10" if p else "–"
         clean = f"{c['severity']}, {c['max_pull']:.2f}, {c['clean_acc']:.2f}" if c else "–"
         times = [r["probe_s"] for r in (p, c) if r]
-        lines.append(f"| {arch} | {planted} | {clean} | {_range(times)} |")
+        lines.append(f"| {arch} | {planted} | {clean} | {_range(times, 1)} |")
     clean_pulls = [r["max_pull"] for r in rows if r["model"] == "clean"]
     planted_pulls = [r["max_pull"] for r in rows if r["model"] == "planted"]
     if clean_pulls and planted_pulls:
