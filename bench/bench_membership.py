@@ -147,7 +147,7 @@ def audit(target: Target, model, members, ds, extra: dict, quick: bool, setting:
     data = AuditData(members, test, 10, ds.class_names)
     options = options_for(target, setting)
     attack = MembershipInference(MembershipConfig(**options))
-    start = time.monotonic()
+    start, load_average = time.monotonic(), os.getloadavg()[0]   # the 2-core machine is shared: times depend on it
     out = attack.run(model, data, RunContext(device=torch.device("cpu"), seed=0, show_progress=False))
     (finding,) = attack.assess(AttackResult(attack="membership", status="completed", metrics=out.metrics))
     seconds = time.monotonic() - start
@@ -162,6 +162,7 @@ def audit(target: Target, model, members, ds, extra: dict, quick: bool, setting:
            "train_images": target.n, "train_accuracy": mx["members_accuracy"], "test_accuracy": mx["heldout_accuracy"],
            **extra, "members_scored": int(mx["members_scored"]), "heldout_scored": int(mx["heldout_scored"]),
            "severity": finding.severity.value, "finding": finding.title, "plugin_seconds": round(seconds, 2),
+           "load_average_at_start": round(load_average, 1),
            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "out_models": "one per pair" if options.get("reference_models") else None}
     for key in ("auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_1pct_fpr_ci_high",
                 "heldout_fpr_at_1pct", "tpr_at_0.1pct_fpr", "tpr_at_0.1pct_fpr_ci_low", "heldout_fpr_at_0.1pct", "balanced_accuracy"):

@@ -69,7 +69,8 @@ def render(payload: dict, heading: bool = True) -> str:
         lines.append(f"| {r['model']} | {r['setting']}{stale} ({r['primary']}) | "
                      f"{r['auc']:.3f} [{r['auc_ci_low']:.3f}, {r['auc_ci_high']:.3f}] | {_pct(r['tpr_at_1pct_fpr'])} "
                      f"[{_pct(r['tpr_at_1pct_fpr_ci_low'])}, {_pct(r['tpr_at_1pct_fpr_ci_high'])}] | {_pct(r['heldout_fpr_at_1pct'])} | "
-                     f"{_pct(r['tpr_at_0.1pct_fpr'])} | **{r['severity']}** | {r['plugin_seconds']:.1f} s | " + tail)
+                     f"{_pct(r['tpr_at_0.1pct_fpr'])} | **{r['severity']}** | {r['plugin_seconds']:.1f} s"
+                     + (f" (load {r['load_average_at_start']:g})" if r.get("load_average_at_start") is not None else "") + " | " + tail)
     lines += ["", "Every score of every row: AUC, and TPR at 1% FPR (per-class thresholds unless the setting says otherwise) "
                   "with its lower 95% bound; the level is what the severity rules would give that score had it been declared "
                   "primary (only the primary's level is reported by the plugin; the others are shown to find the bottleneck).", "",
@@ -90,7 +91,8 @@ def render(payload: dict, heading: bool = True) -> str:
                   "target's architecture (the DP control: the same tinycnn with BatchNorm, without DP; the overfitted CNN: the same "
                   "unregularised network, `membership_targets:plain_cnn`) on complementary halves of the calibration non-members, at "
                   "most the target's training-set size each, and makes `rmia` primary; only `rmia` changes between the settings. "
-                  "Reference-model training time is included in the plugin time. †: measured before every scored example used "
+                  "Reference-model training time is included in the plugin time; *load*: the machine's 1-minute load average "
+                  "when the row started (2 cores, shared; the earliest rows did not record it). †: measured before every scored example used "
                   "one OUT model per pair (it averaged all OUT models, which made the calibration scores noisier than the "
                   "held-out ones, see docs/membership.md); not re-run for lack of time."]
     dp = next((r for r in rows if r.get("epsilon") is not None), None)
