@@ -72,7 +72,7 @@ class Target:
 
 TARGETS = (
     Target("plain-cnn-1000", "Overfitted CNN, 1,000 images", 1000, "membership_targets:plain_cnn", 30, 1000,
-           ("default", "default, one global threshold", "RMIA, 2 reference models")),
+           ("default", "default, one global threshold", "RMIA, 2 reference models", "RMIA, 4 reference models")),
     Target("zoo-cnn-1000", "Regularised CNN, 1,000 images", 1000, "auditor_membership.reference:cnn", 40, 1000,
            ("default", "RMIA, 2 reference models", "RMIA, 8 reference models")),
     Target("plain-cnn-10000", "Overfitted CNN, 10,000 images", 10000, "membership_targets:plain_cnn", 5, 2500, ("default",)),
@@ -216,9 +216,9 @@ def reusable(row: dict | None, options: dict) -> bool:
 def complete(row: dict, done: list[dict]) -> dict:
     """Per-score fields of a row from the first version: the threshold scores do not depend on the reference models, so they
     are the target's default row's; rmia is this row's primary."""
-    if "severity_as_primary" in row["per_score"]["scaled_logit"]:
+    default = next((r for r in done if r["target"] == row["target"] and r["setting"] == "default"), None)
+    if "severity_as_primary" in row["per_score"]["scaled_logit"] or default is None:
         return row
-    default = next(r for r in done if r["target"] == row["target"] and r["setting"] == "default")
     per_score = {s: dict(default["per_score"][s]) for s in SCORES[:4]}
     per_score["rmia"] = {k: row.get(k) for k in ("auc", "auc_ci_low", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low",
                                                  "heldout_fpr_at_1pct", "tpr_at_0.1pct_fpr")} | {"severity_as_primary": row["severity"]}
@@ -244,12 +244,13 @@ def main() -> None:
     old = {} if args.quick else previous_rows()
     only = set(filter(None, args.only.split(",")))
     targets = [(t, ("default",) if args.quick else t.settings) for t in (TARGETS[:1] if args.quick else TARGETS)]
-    current = dict(old)
+    current, computed = dict(old), {}
 
     def save() -> dict:  # after every row, so that an interrupted run keeps what it measured
-        mine = {k: v for k, v in current.items() if not only or k[0] in only}
-        merged = ({} if args.quick else previous_rows()) | mine   # rows another --only run wrote meanwhile are kept
+        # rows another --only run wrote meanwhile win over the ones this run merely reused; its own measurements win over all
+        merged = current | ({} if args.quick else previous_rows()) | computed
         rows = [merged[(t.key, s)] for t, settings in targets for s in settings if (t.key, s) in merged]
+        rows = [complete(r, rows) for r in rows]
         payload = {"quick": args.quick, "rows": rows, "checks": checks(rows)}
         write_json("membership", payload)
         return payload
@@ -264,10 +265,10 @@ def main() -> None:
         for setting in settings:
             key = (target.key, setting)
             if setting in todo:
-                current[key] = audit(target, model, members, ds, extra, args.quick, setting, with_peer=setting == "default")
-                log.warning("%s, %s: %s in %.0f s", target.name, setting, current[key]["severity"], current[key]["plugin_seconds"])
+                computed[key] = audit(target, model, members, ds, extra, args.quick, setting, with_peer=setting == "default")
+                log.warning("%s, %s: %s in %.0f s", target.name, setting, computed[key]["severity"], computed[key]["plugin_seconds"])
             else:
-                current[key] = complete(old[key], list(current.values())) | extra | {"model": target.name}
+                current[key] = old[key] | extra | {"model": target.name}
             save()
     payload = save()
     rows = payload["rows"]

@@ -7,7 +7,8 @@
    population), the rest is **held out** and measures the false-positive rate (FPR) the thresholds really reach.
 2. Per-example scores, higher = more member-like: ``loss`` (log p_y), ``confidence`` (log-odds of the top
    class), ``modified_entropy`` (Song & Mittal 2021), ``scaled_logit`` (LiRA's log(p_y / (1 - p_y))), and
-   ``rmia`` (Zarifzadeh et al. 2024, population form; without reference models it ranks like the loss).
+   ``rmia`` (Zarifzadeh et al. 2024, population form; without reference models it ranks like the loss), and with
+   reference models ``lira`` (offline LiRA, Carlini et al. 2022, fixed variance).
 3. Per score: ROC AUC and best-threshold balanced accuracy with percentile-bootstrap intervals; TPR at 1%
    and 0.1% FPR with thresholds set per class on the calibration non-members (conformal rule, expected FPR
    ≤ target) and exact Clopper-Pearson intervals; the held-out FPR reached. An FPR is *not supported* when
@@ -23,7 +24,8 @@
 
 The ROC figure is public; the "most exposed members" figure shows training images and is private (left out
 with ``--no-member-images``). Optional reference models (``reference_models``, ``reference_factory``) are
-trained by the plugin on the calibration non-members, within ``reference_time_budget_s``. Full documentation,
+trained by the plugin on the calibration non-members, within ``reference_time_budget_s``; every scored example uses
+one OUT model per pair, so that calibration and held-out scores are exchangeable. Full documentation,
 including what a result does and does not mean: ``docs/membership.md``.
 """
 from __future__ import annotations
