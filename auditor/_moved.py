@@ -13,7 +13,8 @@ import sys
 import warnings
 from types import ModuleType
 
-MOVED = {
+MOVED = {  # released paths first, then the flat paths that existed briefly while this round's work was written
+
     "auditor.attack": "auditor.core.attack",
     "auditor.charts": "auditor.report.charts",
     "auditor.ci_outputs": "auditor.report.ci_outputs",
@@ -36,6 +37,29 @@ MOVED = {
     "auditor.study": "auditor.lab.study",
     "auditor.zeroth_order": "auditor.models.zeroth_order",
     "auditor.zoo": "auditor.lab.zoo",
+    "auditor.audit_setup": "auditor.engine.audit_setup",
+    "auditor.batch_cli": "auditor.cli.batch",
+    "auditor.batch_engine": "auditor.batch.engine",
+    "auditor.batch_manifest": "auditor.batch.manifest",
+    "auditor.batch_outputs": "auditor.batch.outputs",
+    "auditor.batch_worker": "auditor.batch.worker",
+    "auditor.factory": "auditor.models.factory",
+    "auditor.image_fit": "auditor.models.image_fit",
+    "auditor.known_data": "auditor.data.known",
+    "auditor.onnx_files": "auditor.models.onnx_files",
+    "auditor.onnx_graph": "auditor.models.onnx_graph",
+    "auditor.onnx_loader": "auditor.models.onnx_loader",
+    "auditor.preflight": "auditor.models.preflight",
+    "auditor.provenance": "auditor.models.provenance",
+    "auditor.qonnx_lower": "auditor.models.qonnx_lower",
+    "auditor.score_figures": "auditor.report.score_figures",
+    "auditor.scoring_calibration": "auditor.scoring.calibration",
+    "auditor.scoring_config": "auditor.scoring.config",
+    "auditor.scoring_gap": "auditor.scoring.gap",
+    "auditor.scoring_reference": "auditor.scoring.reference",
+    "auditor.similarity": "auditor.scoring.similarity",
+    "auditor.sniff": "auditor.models.sniff",
+    "auditor.weights": "auditor.models.weights",
 }
 
 
