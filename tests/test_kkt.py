@@ -152,3 +152,17 @@ def test_exact_slope_surrogate_keeps_the_step_and_smooths_its_derivative() -> No
     (second,) = torch.autograd.grad(grad.sum(), z)
     s = 1 / (1 + torch.exp(-7.0 * z.detach()))
     torch.testing.assert_close(second, 7.0 * s * (1 - s))
+
+
+def test_divergence_guard_restores_finite_candidates(audit_data) -> None:  # noqa: ANN001
+    from auditor.attack import RunContext
+    from auditor.model import from_module
+    from auditor.testing import IMAGE_SHAPE, NUM_CLASSES, train_tiny
+
+    model = from_module(train_tiny(audit_data, steps=5), num_classes=NUM_CLASSES, input_shape=IMAGE_SHAPE, mean=(0.5,), std=(0.25,))
+    cfg = KktConfig(seconds=20.0, steps=40, candidates_per_class=2, form="loss", weight_decay=1e-3, lr_x=1e8, lr_lambda=1e4,
+                    schedule="constant", output="exact")
+    out = auditor_kkt.KktReconstruction(cfg).run(model, audit_data, RunContext(device=torch.device("cpu"), seed=0, show_progress=False))
+    assert out.metrics["diverged"] >= 1
+    assert out.reconstructions is not None and bool(torch.isfinite(out.reconstructions).all())
+    assert any("diverged" in n for n in out.notes)

@@ -155,6 +155,11 @@ class KktReconstruction(Attack):
                    "relu_swapped": float(swapped), "normalised_residual": last.last_residual,
                    **{f"residual_{k}": v for k, v in (last.history[-1].items() if last.history else []) if k.startswith("layer")},
                    **{f"probe_residual_{k}": v for k, v in probe.items()}}
+        diverged = sum(c.diverged for c in runs)
+        if diverged:
+            notes.append(f"the residual diverged {diverged} time(s): each time the last finite candidates were restored and the "
+                         f"learning rates halved (final factor {min(c.lr_scale for c in runs):g})")
+        metrics["diverged"] = float(diverged)
         notes.append(f"{len(xs)} of {m_total} candidates converged (explained share >= {cfg.min_share} of the average candidate's, "
                      f"and the model gives them their label); form {last.form}; {steps} steps in {elapsed:.0f} s")
         table = Table(title="Candidates: coefficient and share of the weights explained (1 = average candidate)",

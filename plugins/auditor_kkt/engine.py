@@ -52,6 +52,9 @@ class Candidates:
     steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     last_residual: float = math.inf
+    lr_scale: float = 1.0       # halved each time a step diverges (divergence guard)
+    diverged: int = 0           # how many times the guard restored the last finite state
+    safe: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def lam(self) -> torch.Tensor:
         return self.lam_scale * self.coef.exp() if self.form == "loss" else self.coef
@@ -78,13 +81,19 @@ def step(c: Candidates, target: Target, cfg: KktConfig, dtype: torch.dtype, lr_f
     """One optimisation step; returns the normalised residual (share of the weights unexplained)."""
     for opt, base in ((c.opt_x, cfg.lr_x), (c.opt_l, cfg.lr_lambda)):
         for group in opt.param_groups:
-            group["lr"] = base * lr_factor
+            group["lr"] = base * lr_factor * c.lr_scale
     net, params = target.nets[dtype], target.params(dtype)
     xs, lam = c.x.to(dtype), c.lam().to(dtype)
     res = residual(params, weighted_gradient(net, params, xs, c.y, lam, c.form))
     loss = res.loss(cfg.layer_normalised) + prior(xs, target.lo.to(dtype), target.hi.to(dtype), lam, cfg.lambda_min, c.form, c.y)
     # gradients for x and lambda only: the weights' own second derivatives are never needed
-    c.x.grad, c.coef.grad = torch.autograd.grad(loss, [c.x, c.coef])
+    gx, gl = torch.autograd.grad(loss, [c.x, c.coef])
+    if not (torch.isfinite(loss) and torch.isfinite(gx).all() and torch.isfinite(gl).all()):
+        _recover(c)
+        return c.last_residual
+    if c.steps % 20 == 0:
+        c.safe = (c.x.detach().clone(), c.coef.detach().clone())
+    c.x.grad, c.coef.grad = gx, gl
     c.opt_x.step()
     c.opt_l.step()
     c.steps += 1
@@ -93,6 +102,19 @@ def step(c: Candidates, target: Target, cfg: KktConfig, dtype: torch.dtype, lr_f
         c.history.append({"step": float(c.steps), "loss": float(loss), "residual": c.last_residual,
                           **{f"layer{i}": float(v.detach() / n) for i, (v, n) in enumerate(zip(res.per_layer, res.norms))}})
     return c.last_residual
+
+
+def _recover(c: Candidates) -> None:
+    """Divergence guard: back to the last finite state, optimiser momentum cleared, learning rates halved."""
+    with torch.no_grad():
+        if c.safe is not None:
+            c.x.copy_(c.safe[0])
+            c.coef.copy_(c.safe[1])
+    for opt in (c.opt_x, c.opt_l):
+        opt.state.clear()
+    c.lr_scale *= 0.5
+    c.diverged += 1
+    c.steps += 1
 
 
 def optimise(c: Candidates, target: Target, cfg: KktConfig, seconds: float, steps: int,
