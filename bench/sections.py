@@ -122,6 +122,13 @@ def _kkt_levers(p: dict) -> str:
     return markdown(p["entries"])
 
 
+def _tldr(name: str) -> Callable[[dict], str]:
+    def render(p: dict) -> str:
+        import tldr_renders
+        return getattr(tldr_renders, f"render_{name}")(p)
+    return render
+
+
 def _verdict(profile: str) -> Callable[[dict], str]:
     def render(p: dict) -> str:
         from verdict_checks import render as render_verdict
@@ -131,6 +138,7 @@ def _verdict(profile: str) -> Callable[[dict], str]:
 
 
 BENCHMARKS = "docs/benchmarks.md"
+TLDR = "docs/tldr.md"
 SECTIONS: tuple[Section, ...] = (
     Section("bench_headline", ("scoring.json", "compare.json"), (BENCHMARKS,), _headline),
     Section("bench_scoring", ("scoring.json",), (BENCHMARKS,), _scoring),
@@ -147,6 +155,13 @@ SECTIONS: tuple[Section, ...] = (
     Section("bench_verdict", ("verdict.json",), (BENCHMARKS,), _verdict("full")),
     Section("bench_verdict_quick", ("verdict.json",), (BENCHMARKS,), _verdict("quick")),
     Section("bench_shortcut", ("shortcut.json",), ("docs/shortcut.md",), _shortcut),
+    Section("tldr_sweep_first", ("sweep_tldr-cnn-100-600+400.json", "sweep_tldr-mlp-100-600+400.json",
+                                 "sweep_tldr-vit-100-600+400.json"), (TLDR,), _tldr("sweep_first")),
+    Section("tldr_sweep_second", ("sweep_tldr-cnn-100-700+500.json", "sweep_tldr-mlp-100-700+500.json"), (TLDR,),
+            _tldr("sweep_second")),
+    Section("tldr_study", ("study_privacy_mnist.json",), (TLDR,), _tldr("study")),
+    Section("tldr_study_vs_inversion", ("study_privacy_mnist.json", "study_privacy_mnist_inversion100.json",
+                                        "sweep_tldr-cnn-100-700+500.json"), (TLDR,), _tldr("study_vs_inversion")),
 )
 BY_NAME = {s.name: s for s in SECTIONS}
 
