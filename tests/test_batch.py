@@ -201,6 +201,20 @@ def test_privacy_study_runs_its_cells_on_ray(tmp_path, local_ray):
     assert len(json.loads((tmp_path / "compare.json").read_text())["entries"]) == 2
 
 
+def test_shortcut_study_runs_its_cells_on_ray(tmp_path, local_ray):
+    """One cell per architecture on 2 workers; the measured rows equal the in-process run's (same seeds, 1 thread)."""
+    from auditor_shortcut.study import study_main
+
+    args = ["--dataset", "digits", "--train-size", "200", "--test-size", "100", "--epochs", "1", "--archs", "mlp,cnn", "--lrs", "1e-2",
+            "--inversion-seconds", "0", "--probe-stride", "8", "--probe-search", "1"]
+    assert study_main([*args, "--out", str(tmp_path / "ray"), "--workers", "2"]) == 0
+    assert study_main([*args, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
+    keys = ("arch", "lr", "acc_with", "acc_without", "acc_conflict", "probe_found")
+    ray_rows, local_rows = ([{k: r[k] for k in keys} for r in json.loads((tmp_path / run / "study.json").read_text())["rows"]]
+                            for run in ("ray", "local"))
+    assert [r["arch"] for r in ray_rows] == ["mlp", "cnn"] and ray_rows == local_rows
+
+
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch, workdir):
     import sys
 

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-search", type=int, default=None, help="clean test images per class in the probe's grid search (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small models on a busy machine)")
+    p.add_argument("--workers", type=int, default=1, help="architectures trained at a time as Ray tasks (1: in this process)")
+    p.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting a local instance")
     return p
 
 
@@ -91,39 +93,68 @@ def study_main(argv: list[str]) -> int:
     unknown = sorted(set(archs) - set(ARCHS))
     if unknown or not archs:
         raise UsageError(f"--archs: expected a subset of {', '.join(ARCHS)}, got {args.archs!r}")
-    lrs = _floats(args.lrs, "lrs")
+    _floats(args.lrs, "lrs")  # validated here, parsed again in each cell
     torch.set_num_threads(max(1, args.threads))
     start = time.monotonic()
-    data = load_study_data(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=args.seed,
-                           test_source=args.test_source)
-    spec = ShortcutSpec(mode=args.mode, patch_size=args.patch_size, fraction=args.fraction, intensity_low=args.intensity_low,
-                        intensity_high=args.intensity_high)
-    shortcut = Shortcut(spec, data.num_classes, data.train.image_shape)
+    data, shortcut = _setup(vars(args))
     log.info("shortcut study on %s: %s", args.dataset, shortcut.describe())
+    from auditor.lab import Cell, run_cells
+
+    parallel = args.workers != 1 or args.ray_address is not None
+    payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    cells = [Cell(key=arch, fn=shortcut_cell, payload={**payload, "arch": arch, "threads": 1 if parallel else args.threads})
+             for arch in archs]
     rows: list[CellResult] = []
     inversions: list[InversionCell] = []
-    for arch in archs:
-        chosen: tuple[torch.nn.Module, CellResult] | None = None
-        for lr in lrs:
-            net, row = train_cell(arch, lr, data, shortcut, epochs=args.epochs, seed=args.seed)
-            if not args.no_probe:
-                probe_cell(net, row, data, shortcut, ProbeSettings(stride=args.probe_stride, search_per_class=args.probe_search))
-            rows.append(row)
-            wanted = abs(lr - args.inversion_lr) < 1e-12 if args.inversion_lr is not None else (
-                chosen is None or row.acc_with > chosen[1].acc_with)
-            if wanted:
-                chosen = (net, row)
-        if args.inversion_seconds > 0 and chosen is not None:
-            inversions.append(invert_cell(chosen[0], arch, chosen[1].lr, data, shortcut, seconds=args.inversion_seconds,
-                                          samples=args.inversion_samples, seed=args.seed))
+    failures = []
+    for outcome in run_cells(cells, args.workers, args.ray_address):  # in the order of the cells
+        if not outcome.ok:
+            failures.append(f"the {outcome.key} models could not be trained or probed: {outcome.error}")
+            log.error("%s", failures[-1])
+            continue
+        rows += outcome.value["rows"]
+        inversions += [outcome.value["inversion"]] if outcome.value["inversion"] is not None else []
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     settings.update({"shortcut": shortcut.describe(), "mean": data.mean, "std": data.std, "torch_threads": torch.get_num_threads(),
                      "train_images": len(data.train), "test_images": len(data.test), "inverted": {inv.arch: inv.lr for inv in inversions}})
     report = build_report(args.dataset, shortcut, rows, inversions, settings, probe=not args.no_probe)
     report.duration_s = time.monotonic() - start
     path = write_study_report(report, args.out)
-    sys.stdout.write(summary_text(report) + f"\nreport: {path}\n")
-    return 0
+    sys.stdout.write(summary_text(report) + f"\nreport: {path}\n" + "".join(f"failed: {f}\n" for f in failures))
+    return 3 if failures else 0
+
+
+def _setup(settings: dict) -> tuple:  # (StudyData, Shortcut)
+    data = load_study_data(settings["dataset"], train_size=settings["train_size"], test_size=settings["test_size"],
+                           seed=settings["seed"], test_source=settings["test_source"])
+    spec = ShortcutSpec(mode=settings["mode"], patch_size=settings["patch_size"], fraction=settings["fraction"],
+                        intensity_low=settings["intensity_low"], intensity_high=settings["intensity_high"])
+    return data, Shortcut(spec, data.num_classes, data.train.image_shape)
+
+
+def shortcut_cell(cell: dict) -> dict:
+    """One architecture of the grid: every learning rate, the probe, and the inversion of one of its models.
+
+    Runs in this process or in a Ray worker (``auditor.lab.run_cells``); the worker loads the dataset itself.
+    """
+    torch.set_num_threads(max(1, cell["threads"]))
+    data, shortcut = _setup(cell)
+    rows: list[CellResult] = []
+    chosen: tuple[torch.nn.Module, CellResult] | None = None
+    for lr in _floats(cell["lrs"], "lrs"):
+        net, row = train_cell(cell["arch"], lr, data, shortcut, epochs=cell["epochs"], seed=cell["seed"])
+        if not cell["no_probe"]:
+            probe_cell(net, row, data, shortcut, ProbeSettings(stride=cell["probe_stride"], search_per_class=cell["probe_search"]))
+        rows.append(row)
+        wanted = abs(lr - cell["inversion_lr"]) < 1e-12 if cell["inversion_lr"] is not None else (
+            chosen is None or row.acc_with > chosen[1].acc_with)
+        if wanted:
+            chosen = (net, row)
+    inversion = None
+    if cell["inversion_seconds"] > 0 and chosen is not None:
+        inversion = invert_cell(chosen[0], cell["arch"], chosen[1].lr, data, shortcut, seconds=cell["inversion_seconds"],
+                                samples=cell["inversion_samples"], seed=cell["seed"])
+    return {"rows": rows, "inversion": inversion}
 
 
 def build_report(dataset: str, shortcut: Shortcut, rows: list[CellResult], inversions: list[InversionCell],
