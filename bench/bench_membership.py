@@ -71,11 +71,11 @@ class Target:
 
 
 TARGETS = (
-    Target("plain-cnn-1000", "Overfitted CNN, 1,000 images", 1000, "membership_targets:plain_cnn", 30, 1000,
+    Target("plain-cnn-1000", "Unregularised CNN, 1,000 images", 1000, "membership_targets:plain_cnn", 30, 1000,
            ("default", "default, one global threshold", "RMIA, 2 reference models", "RMIA, 4 reference models")),
     Target("zoo-cnn-1000", "Regularised CNN, 1,000 images", 1000, "auditor_membership.reference:cnn", 40, 1000,
            ("default", "RMIA, 2 reference models", "RMIA, 8 reference models")),
-    Target("plain-cnn-10000", "Overfitted CNN, 10,000 images", 10000, "membership_targets:plain_cnn", 5, 2500, ("default",)),
+    Target("plain-cnn-10000", "Unregularised CNN, 10,000 images", 10000, "membership_targets:plain_cnn", 5, 2500, ("default",)),
     Target("zoo-cnn-10000", "Regularised CNN, 10,000 images", 10000, "auditor_membership.reference:cnn", 10, 2500,
            ("default", "RMIA, 2 reference models")),
     Target(f"dp-tinycnn-{DP_N}", f"DP-SGD tinycnn-GN, {DP_N:,} images", DP_N, "auditor_membership.reference:tinycnn", 15, 2500,
@@ -99,9 +99,12 @@ def load(target: Target):
     """(classifier, members, facts about the target) from the cache, training what is missing."""
     if target.key.startswith("plain-"):
         model, members, info = overfitted_cnn(target.n, max_epochs=400 if target.n <= 1000 else 5)
-        return model, members, {"recipe": info["recipe"], "epochs": info["epochs"], "train_s": info["train_s"]}
+        return model, members, {"recipe": info["recipe"], "epochs": info["epochs"], "train_s": info["train_s"],
+                                "reached_target_loss": info["reached_target_loss"]}
     if target.key.startswith("dp-"):
-        return dp_model()
+        model, members, info = dp_model()
+        return model, members, info | {"recipe": f"DP-SGD (Opacus), tinycnn with GroupNorm, {info['epochs']} epochs, ε = "
+                                                  f"{info['epsilon']:.2f} at δ = {info['delta']:g}"}
     model, _, data = trained("mnist", "cnn", target.n)
     return model, data.members, {"recipe": ZOO_RECIPE.format(e=40 if target.n <= 1000 else max(5, 40_000 // target.n))}
 
@@ -244,12 +247,13 @@ def main() -> None:
     old = {} if args.quick else previous_rows()
     only = set(filter(None, args.only.split(",")))
     targets = [(t, ("default",) if args.quick else t.settings) for t in (TARGETS[:1] if args.quick else TARGETS)]
-    current, computed = dict(old), {}
+    current, computed, extras = dict(old), {}, {}
 
     def save() -> dict:  # after every row, so that an interrupted run keeps what it measured
         # rows another --only run wrote meanwhile win over the ones this run merely reused; its own measurements win over all
         merged = current | ({} if args.quick else previous_rows()) | computed
-        rows = [merged[(t.key, s)] for t, settings in targets for s in settings if (t.key, s) in merged]
+        rows = [merged[(t.key, s)] | extras.get(t.key, {}) | {"model": t.name} for t, settings in targets for s in settings
+                if (t.key, s) in merged]
         rows = [complete(r, rows) for r in rows]
         payload = {"quick": args.quick, "rows": rows, "checks": checks(rows)}
         write_json("membership", payload)
@@ -262,6 +266,7 @@ def main() -> None:
                 or not reusable(old.get((target.key, s)), options_for(target, s))]
         model, members, extra = load(target)
         extra |= loss_stats(model, members, test)
+        extras[target.key] = extra
         for setting in settings:
             key = (target.key, setting)
             if setting in todo:

@@ -19,9 +19,6 @@ def checks(rows: list[dict]) -> dict:
             a, b = by.get((small, setting)), by.get((large, setting))
             if a and b:
                 out[f"{large}_lower[{setting}]"] = b["auc"] < a["auc"] and (b["tpr_at_1pct_fpr"] or 0) <= (a["tpr_at_1pct_fpr"] or 0)
-    a, b = by.get(("plain-cnn-1000", "default")), by.get(("zoo-cnn-1000", "default"))
-    if a and b:
-        out["regularised1000_lower_than_overfitted[default]"] = b["auc"] < a["auc"]
     for (target, setting), r in by.items():
         if target.startswith("dp-"):
             out[f"dp_at_most_low[{setting}]"] = r["severity"] in ("info", "low")
@@ -43,7 +40,9 @@ def _training(rows: list[dict]) -> list[str]:
         if r.get("target") in seen or "member_mean_loss" not in r:
             continue
         seen.add(r.get("target"))
-        lines.append(f"| {r['model']} | {r.get('recipe', '')} | {r['member_mean_loss']:.2g} / {r['member_median_loss']:.2g} | "
+        reached = {True: "; reached", False: "; **not reached**"}.get(r.get("reached_target_loss"), "")
+        epochs = f" → {r['epochs']} epochs{reached}" if "reached_target_loss" in r else ""
+        lines.append(f"| {r['model']} | {r.get('recipe', '')}{epochs} | {r['member_mean_loss']:.2g} / {r['member_median_loss']:.2g} | "
                      f"{r['test_mean_loss']:.2g} / {r['test_median_loss']:.2g} | {r['train_accuracy']:.3f} / {r['test_accuracy']:.3f} |")
     return lines
 
