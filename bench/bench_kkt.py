@@ -28,7 +28,7 @@ log = logging.getLogger("bench.kkt")
 RESULTS = Path(__file__).resolve().parent / "results" / "kkt.json"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 START, END = "<!-- kkt-bench:start -->", "<!-- kkt-bench:end -->"
-COLUMNS = ["row", "method", "budget_s", "likely_copies", "distinct_members", "null_copy_rate", "p_value", "reconstructions",
+COLUMNS = ["row", "method", "budget_s", "status", "steps", "likely_copies", "distinct_members", "null_copy_rate", "p_value", "reconstructions",
            "train_loss", "test_acc", "seconds"]
 
 
@@ -83,6 +83,7 @@ def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | 
 def markdown(payload: dict) -> str:
     rows = [{**e, "train_loss": e.get("train_loss"), "test_acc": e.get("test_accuracy")} for e in payload["entries"]]
     for e in rows:
+        e["steps"] = int(e.get("metrics", {}).get("steps", 0)) if e["method"] == "kkt" else ""
         e["null_copy_rate"] = "" if e.get("null_copy_rate") is None else f"{e['null_copy_rate']:.3f}"
         e["p_value"] = "" if e.get("p_value") is None else f"{e['p_value']:.2g}"
         e["train_loss"] = "" if e["train_loss"] is None else f"{e['train_loss']:.1e}"
