@@ -122,7 +122,7 @@ def main() -> None:
         print(f"{'pass' if c['passed'] else 'MISS'}: {c['check']}: {c['value']} (target {c['target']}; covers {c['covers']}) {c['aside']}")
     if not args.no_docs:
         write_docs(payload)
-        print(f"wrote {RESULTS} and the verdict section of {DOCS}")
+        print(f"wrote the verdict sections of {DOCS} from {RESULTS}")
 
 
 if __name__ == "__main__":

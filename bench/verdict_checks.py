@@ -68,6 +68,8 @@ def _attack_cell(a: dict | None) -> str:
     if a["status"] != "completed":
         return a["status"]
     sev = a["highest"] or "none"
+    if a.get("score") is None and not a["findings"]:
+        return "no output"  # e.g. kkt with no converged candidate: nothing to score, no finding
     if a.get("score") is None:
         extra = f" (TPR {a['tpr_at_1pct_fpr']:.1%})" if a.get("tpr_at_1pct_fpr") is not None else ""
         return f"{sev}{extra}"
