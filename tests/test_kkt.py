@@ -154,9 +154,8 @@ def test_exact_slope_surrogate_keeps_the_step_and_smooths_its_derivative() -> No
     torch.testing.assert_close(second, 7.0 * s * (1 - s))
 
 
-def test_divergence_guard_restores_finite_candidates(audit_data) -> None:  # noqa: ANN001
-    from auditor.attack import RunContext
-    from auditor.model import from_module
+def test_divergence_guard_restores_finite_candidates(audit_data) -> None:
+    from auditor import RunContext, from_module
     from auditor.testing import IMAGE_SHAPE, NUM_CLASSES, train_tiny
 
     model = from_module(train_tiny(audit_data, steps=5), num_classes=NUM_CLASSES, input_shape=IMAGE_SHAPE, mean=(0.5,), std=(0.25,))
