@@ -65,6 +65,8 @@ def render(payload: dict, heading: bool = True) -> str:
         peer = r["peer"] or {}
         tail = f"{peer['auc']:.3f} | {_pct(peer['tpr_at_1pct_fpr'])} |" if peer else "as above | as above |"
         stale = "†" if r.get("reference_models") and r.get("out_models") != "one per pair" else ""
+        asked = r.get("options", {}).get("reference_models")
+        stale += f" (only {r['reference_models']} trained within the budget)" if asked and r["reference_models"] != asked else ""
         lines.append(f"| {r['model']} | {r['setting']}{stale} ({r['primary']}) | "
                      f"{r['auc']:.3f} [{r['auc_ci_low']:.3f}, {r['auc_ci_high']:.3f}] | {_pct(r['tpr_at_1pct_fpr'])} "
                      f"[{_pct(r['tpr_at_1pct_fpr_ci_low'])}, {_pct(r['tpr_at_1pct_fpr_ci_high'])}] | {_pct(r['heldout_fpr_at_1pct'])} | "
