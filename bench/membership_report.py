@@ -89,9 +89,9 @@ def render(payload: dict, heading: bool = True) -> str:
         lines.append(f"| {r['model']} | {r['setting']} | " + " | ".join(cells) + " |")
     lines += ["", "Settings: *default* is the plugin's defaults (no reference models; primary `scaled_logit`, per-class thresholds). "
                   "*one global threshold* sets `per_class_thresholds = false`. *RMIA, k reference models* trains k models of the "
-                  "target's architecture (the DP control: the same tinycnn with BatchNorm, without DP; the overfitted CNN: the same "
+                  "target's architecture (the DP control: the same tinycnn with BatchNorm, without DP; the unregularised CNN: the same "
                   "unregularised network, `membership_targets:plain_cnn`) on complementary halves of the calibration non-members, at "
-                  "most the target's training-set size each, and makes `rmia` primary; only `rmia` changes between the settings. "
+                  "most the target's training-set size each, and makes `rmia` primary; only `rmia` and `lira` change between the settings. "
                   "Reference-model training time is included in the plugin time; *load*: the machine's 1-minute load average "
                   "when the row started (2 cores, shared; the earliest rows did not record it). †: measured before every scored example used "
                   "one OUT model per pair (it averaged all OUT models, which made the calibration scores noisier than the "
