@@ -5,7 +5,8 @@ images and a DP-SGD control, side by side with auditml's threshold attack (the p
     python bench/bench_membership.py --force    # audit every row again (models stay cached)
     python bench/bench_membership.py --only plain-cnn-1000,dp-tinycnn-5000   # some targets only (others kept from the JSON)
     python bench/bench_membership.py --redo "zoo-cnn-1000:RMIA, 2 reference models"   # one stored row again
-    python bench/bench_membership.py --quick    # the overfitted 1,000-image model only, default settings, 2,000 reference images
+    python bench/bench_membership.py --quick    # the unregularised 1,000-image model, defaults, 2,000 reference images
+                                                # (writes results/membership_quick.json; the full rows and the docs stay)
     python bench/bench_membership.py --docs     # only rewrite the generated section of docs/benchmarks.md from the JSON
 
 Targets (recipes in bench/membership_targets.py and bench/common.py):
@@ -258,7 +259,7 @@ def main() -> None:
                 if (t.key, s) in merged]
         rows = [complete(r, rows) for r in rows]
         payload = {"quick": args.quick, "rows": rows, "checks": checks(rows)}
-        write_json("membership", payload)
+        write_json("membership_quick" if args.quick else "membership", payload)   # a quick run never replaces the full rows
         return payload
 
     for target, settings in targets:
@@ -279,7 +280,7 @@ def main() -> None:
             save()
     payload = save()
     rows = payload["rows"]
-    path = RESULTS
+    path = RESULTS.with_name("membership_quick.json") if args.quick else RESULTS
     payload = json.loads(path.read_text())
     print(table([{k: (f"{v:.1%}" if isinstance(v, float) and k.startswith(("tpr", "heldout")) else v) for k, v in r.items()
                   if not isinstance(v, dict)} | ({"auditml_auc": r["peer"]["auc"], "auditml_tpr@1%": r["peer"]["tpr_at_1pct_fpr"]}
@@ -288,8 +289,9 @@ def main() -> None:
                 ["model", "setting", "train_accuracy", "test_accuracy", "auc", "auc_ci_low", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low",
                  "heldout_fpr_at_1pct", "tpr_at_0.1pct_fpr", "severity", "plugin_seconds", "auditml_auc", "auditml_tpr@1%"]))
     print(f"checks: {payload['checks']}")
-    write_docs(payload)
-    print(f"wrote {path} and the membership section of {DOCS}")
+    if not args.quick:
+        write_docs(payload)
+    print(f"wrote {path}" + ("" if args.quick else f" and the membership section of {DOCS}"))
 
 
 if __name__ == "__main__":
