@@ -1,7 +1,7 @@
 """What ``audit batch`` audits: a manifest (TOML) or a glob of model files, expanded into one item per model.
 
 A manifest holds the shared sections of ``audit.toml`` (``[model]`` defaults such as ``input_shape``,
-``[data]``, ``[run]``, ``[report]``, ``[scoring]``, ``[severity]``, ``[attacks.NAME]``), a ``[batch]``
+``[data]``, ``[run]``, ``[report]``, ``[preflight]``, ``[scoring]``, ``[severity]``, ``[attacks.NAME]``), a ``[batch]``
 section (engine settings) and a list of models::
 
     [batch]
@@ -57,32 +57,33 @@ class BatchSettings(BaseModel):
     sarif: Path | None = None
 
 
-class ManifestModel(BaseModel):
-    """One ``[[models]]`` entry: a model file (``source``) or several (``glob``), with per-model overrides."""
+_MERGED = ("run", "report", "preflight", "scoring", "severity")  # tables an entry merges over the shared ones, key by key
+
+
+class _Sections(BaseModel):
+    """The audit.toml tables a manifest shares and each ``[[models]]`` entry may override."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    model: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] | None = None
+    run: dict[str, Any] = Field(default_factory=dict)
+    report: dict[str, Any] = Field(default_factory=dict)
+    preflight: dict[str, Any] = Field(default_factory=dict)
+    scoring: dict[str, Any] = Field(default_factory=dict)
+    severity: dict[str, Any] = Field(default_factory=dict)
+    attacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class ManifestModel(_Sections):
+    """One ``[[models]]`` entry: a model file (``source``) or several (``glob``), with per-model overrides."""
+
     source: str | None = None
     glob: str | None = None
     name: str | None = None
-    model: dict[str, Any] = Field(default_factory=dict)
-    data: dict[str, Any] | None = None
-    run: dict[str, Any] = Field(default_factory=dict)
-    report: dict[str, Any] = Field(default_factory=dict)
-    scoring: dict[str, Any] = Field(default_factory=dict)
-    severity: dict[str, Any] = Field(default_factory=dict)
-    attacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-class Manifest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Manifest(_Sections):
     batch: BatchSettings = BatchSettings()
-    model: dict[str, Any] = Field(default_factory=dict)
-    data: dict[str, Any] | None = None
-    run: dict[str, Any] = Field(default_factory=dict)
-    report: dict[str, Any] = Field(default_factory=dict)
-    scoring: dict[str, Any] = Field(default_factory=dict)
-    severity: dict[str, Any] = Field(default_factory=dict)
-    attacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     models: list[ManifestModel] = Field(default_factory=list)
 
 
@@ -172,8 +173,7 @@ def _item_config(m: Manifest, entry: ManifestModel, source: str, base: Path) -> 
             if isinstance(data.get(key), str):
                 data[key] = _resolve(data[key], base)
     attacks = {name: _merge(m.attacks.get(name, {}), entry.attacks.get(name, {})) for name in {*m.attacks, *entry.attacks}}
-    config: dict[str, Any] = {"model": model, "run": _merge(m.run, entry.run), "report": _merge(m.report, entry.report),
-                              "scoring": _merge(m.scoring, entry.scoring), "severity": _merge(m.severity, entry.severity),
+    config: dict[str, Any] = {"model": model, **{name: _merge(getattr(m, name), getattr(entry, name)) for name in _MERGED},
                               "attacks": attacks}
     if data:
         config["data"] = data

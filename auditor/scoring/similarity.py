@@ -95,6 +95,15 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return num.div_(den).mean(dim=(1, 2, 3), dtype=torch.float64).float().clamp_(-1.0, 1.0)
 
 
+def _blocks(x: torch.Tensor, chunk: int | None, temporaries: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """The Gaussian band matrices for x's H and W, and a block of ``rb`` x images by ``mb`` y images whose
+    ``temporaries`` per-pair maps fit the cache-sized budget (or ``chunk`` pairs)."""
+    gh, gw = _band(x.shape[2], str(x.device)), _band(x.shape[3], str(x.device))
+    pairs = max(1, chunk if chunk is not None else _BLOCK_ELEMENTS // (temporaries * gh.shape[0] * gw.shape[0]))
+    rb = max(1, min(x.shape[0], math.isqrt(pairs)))
+    return gh, gw, rb, max(1, pairs // rb)
+
+
 def ssim_matrix(x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
     """All-pairs SSIM [N, M] between ``x`` [N, C, H, W] and ``y`` [M, C, H, W].
 
@@ -114,12 +123,9 @@ def ssim_matrix(x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None) -
     out = torch.zeros(n, m, dtype=torch.float32, device=x.device)
     if n == 0 or m == 0:
         return out
-    gh, gw = _band(h, str(x.device)), _band(w, str(x.device))
+    gh, gw, rb, mb = _blocks(x, chunk, temporaries=1)
     ho, wo = gh.shape[0], gw.shape[0]
     c1_half = torch.tensor(C1 / 2, device=x.device)
-    pairs = max(1, chunk if chunk is not None else _BLOCK_ELEMENTS // (ho * wo))
-    rb = max(1, min(n, math.isqrt(pairs)))
-    mb = max(1, pairs // rb)
     for c in range(channels):
         xs, ys = x[:, c].float(), y[:, c].float()
         mux, vx = _moments(xs, gh, gw)
@@ -225,11 +231,8 @@ def affine_ssim_matrix(x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = 
     if n == 0 or m == 0:
         return out
     a_all, b_all = (v.to(x.device) for v in affine_fit(x, y))
-    gh, gw = _band(h, str(x.device)), _band(w, str(x.device))
+    gh, gw, rb, mb = _blocks(x, chunk, temporaries=2)
     ho, wo = gh.shape[0], gw.shape[0]
-    pairs = max(1, chunk if chunk is not None else _BLOCK_ELEMENTS // (2 * ho * wo))
-    rb = max(1, min(n, math.isqrt(pairs)))
-    mb = max(1, pairs // rb)
     for c in range(channels):
         xs, ys = x[:, c].float(), y[:, c].float()
         mux, vx = _moments(xs, gh, gw)
