@@ -244,6 +244,58 @@ def test_documented_severity_rules(tpr_low, auc_low, expected, metric):
     assert (found.severity, found.metric) == (expected, metric)
 
 
+@pytest.mark.parametrize(("tpr_low_1", "tpr_low_01", "heldout_01", "expected", "metric"), [
+    (0.02, 0.015, 0.001, Severity.HIGH, "tpr_at_0.1pct_fpr"),     # 1.5% > 10 x 0.1%: the low-FPR reading decides
+    (0.02, 0.015, 0.002, Severity.MEDIUM, "tpr_at_0.1pct_fpr"),   # the held-out FPR reached 0.2%: 1.5% < 10 x 0.2% but > 3 x 0.2%
+    (0.02, 0.0045, 0.001, Severity.MEDIUM, "tpr_at_0.1pct_fpr"),  # 4.5 x 0.1% only
+    (0.004, 0.0009, 0.001, Severity.INFO, "tpr_at_1pct_fpr"),
+])
+def test_severity_reads_every_supported_fpr(tpr_low_1, tpr_low_01, heldout_01, expected, metric):
+    """A low-FPR reading (LiRA's point: an attack that is right about a few examples) can raise the level, measured against
+    the FPR the held-out non-members actually reached when that exceeds the target."""
+    mx = {"auc": 0.55, "auc_ci_low": 0.49, "auc_ci_high": 0.58, "members_scored": 1000.0, "heldout_scored": 5000.0,
+          "reference_models": 0.0, "tpr_at_1pct_fpr": tpr_low_1 + 0.01, "tpr_at_1pct_fpr_ci_low": tpr_low_1,
+          "tpr_at_1pct_fpr_ci_high": tpr_low_1 + 0.02, "heldout_fpr_at_1pct": 0.01, "tpr_at_0.1pct_fpr": tpr_low_01 + 0.005,
+          "tpr_at_0.1pct_fpr_ci_low": tpr_low_01, "tpr_at_0.1pct_fpr_ci_high": tpr_low_01 + 0.01, "heldout_fpr_at_0.1pct": heldout_01}
+    (found,) = MembershipInference().assess(AttackResult(attack="membership", status="completed", metrics=mx))
+    assert (found.severity, found.metric) == (expected, metric)
+    assert "0.1% FPR" in found.detail and "1.0% FPR" in found.detail
+    (only_1pct,) = MembershipInference(MembershipConfig(severity_fpr=0.01)).assess(   # the pre-0.1% option still reads
+        AttackResult(attack="membership", status="completed", metrics=mx))
+    assert only_1pct.metric != "tpr_at_0.1pct_fpr"
+
+
+def test_clone_reference_factory_reinitialises_the_targets_architecture():
+    from auditor import UsageError
+    from auditor_membership.reference import resolve_factory
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 14 * 14, 3))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(0.5)                                              # "trained" weights, easy to recognise
+        net[1].running_mean.fill_(0.7)
+    target = from_module(net, num_classes=3, input_shape=(1, 16, 16))
+    twin = resolve_factory("clone", target)((1, 16, 16), 3)
+    assert [type(m) for m in twin.modules()] == [type(m) for m in net.modules()]
+    for (name, p), q in zip(twin.named_parameters(), net.parameters()):
+        assert p.shape == q.shape and not torch.equal(p, q), name  # same shape, none of the target's values kept
+    assert float(twin[1].running_mean.abs().max()) == 0.0          # batch-norm statistics reset too
+    assert float(net[0].weight.mean()) == 0.5                      # the target itself untouched
+
+    class Frozen(torch.nn.Module):                                   # a parameter without reset_parameters
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1)[:, :3] * self.w
+
+    with pytest.raises(UsageError, match="Frozen.*cannot be re-initialised"):
+        resolve_factory("clone", from_module(Frozen(), num_classes=3, input_shape=(1, 16, 16)))
+
+
 def test_config_is_validated():
     from pydantic import ValidationError
 
@@ -265,14 +317,37 @@ def test_reference_models_are_trained_within_budget(memorised):
     assert any("2 reference models" in n for n in out.notes) and "rmia (primary)" in [r[0] for r in out.tables[0].rows]
     pool = _noise_set(60, 15)
     target = from_module(net, num_classes=3, input_shape=(1, 16, 16))
-    nets, in_mask = train_reference_models(target, tinycnn, pool.images, pool.labels, 4, epochs=1, lr=1e-3, batch_size=16,
-                                           budget_s=60, ctx=CTX, train_size=20)
+    nets, in_mask, facts = train_reference_models(target, tinycnn, pool.images, pool.labels, 4, epochs=1, lr=1e-3, batch_size=16,
+                                                  budget_s=60, ctx=CTX, train_size=20)
+    assert [f["epochs"] for f in facts] == [1.0] * 4
     assert len(nets) == 4 and in_mask.shape == (60, 4) and (in_mask.sum(0) == 20).all()
     assert not (in_mask[:, 0] & in_mask[:, 1]).any() and not (in_mask[:, 2] & in_mask[:, 3]).any()   # pairs: disjoint halves
     assert (~in_mask).any(axis=1).all()                                                               # every sample has an OUT model
-    nets, in_mask = train_reference_models(target, tinycnn, pool.images, pool.labels, 4, epochs=1, lr=1e-3, batch_size=16,
-                                           budget_s=1e-9, ctx=CTX)
+    nets, in_mask, _ = train_reference_models(target, tinycnn, pool.images, pool.labels, 4, epochs=1, lr=1e-3, batch_size=16,
+                                              budget_s=1e-9, ctx=CTX)
     assert nets == [] and in_mask.shape == (60, 0)                                                    # budget spent: none
+
+
+def test_reference_models_train_until_they_fit_as_tightly_as_the_target():
+    """reference_fit = "match": training stops at the first epoch whose mean training loss (checked here with a separate
+    cross-entropy over the whole set) is at most the target's member loss."""
+    import time
+
+    from auditor_membership.reference import fit, tinycnn
+
+    pool = _noise_set(40, 16)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 64), torch.nn.ReLU(), torch.nn.Linear(64, 3))
+    facts = fit(net, pool.images, pool.labels, epochs=300, lr=3e-3, batch_size=8, seed=0, deadline=time.monotonic() + 60,
+                target_loss=0.05)
+    with torch.no_grad():
+        loss = float(torch.nn.functional.cross_entropy(net(pool.images), pool.labels))
+    assert 1 < facts["epochs"] < 300 and loss <= 0.05 and facts["train_loss"] == pytest.approx(loss, rel=1e-5)
+    capped = fit(tinycnn((1, 16, 16), 3), pool.images, pool.labels, epochs=2, lr=1e-3, batch_size=8, seed=0,
+                 deadline=time.monotonic() + 60, target_loss=1e-9)
+    assert capped["epochs"] == 2 and capped["train_loss"] > 1e-9     # the epoch cap wins over an unreachable loss
+    late = fit(tinycnn((1, 16, 16), 3), pool.images, pool.labels, epochs=5, lr=1e-3, batch_size=8, seed=0,
+               deadline=time.monotonic() - 1)
+    assert late["epochs"] == 1                                        # past the deadline: one epoch, never an untrained model
 
 
 def test_every_example_gets_one_out_model_per_pair():

@@ -147,12 +147,18 @@ class MembershipInference(Attack):
         if cfg.reference_models:
             from auditor_membership.reference import matched_out_mask, reference_scaled_logits, resolve_factory, train_reference_models
 
-            nets, in_mask = train_reference_models(model, resolve_factory(cfg.reference_factory), images["calibration"],
-                                                   labels["calibration"], cfg.reference_models, epochs=cfg.reference_epochs,
-                                                   lr=cfg.reference_lr, batch_size=cfg.reference_batch_size,
-                                                   budget_s=cfg.reference_time_budget_s, ctx=ctx,
-                                                   train_size=cfg.reference_train_size)
+            target_loss = float(-scores["members"]["loss"].mean()) if cfg.reference_fit == "match" else None
+            nets, in_mask, facts = train_reference_models(
+                model, resolve_factory(cfg.reference_factory, model), images["calibration"], labels["calibration"],
+                cfg.reference_models, epochs=cfg.reference_epochs, lr=cfg.reference_lr, batch_size=cfg.reference_batch_size,
+                budget_s=cfg.reference_time_budget_s, ctx=ctx, train_size=cfg.reference_train_size, target_loss=target_loss,
+                weight_decay=cfg.reference_weight_decay)
             count = len(nets)
+            if count:
+                fits = ", ".join(f"{f['epochs']:.0f} ep / {f['train_loss']:.2g}" for f in facts)
+                goal = f"until its mean training loss reached the target's member loss {target_loss:.3g} or " if target_loss else ""
+                notes.append(f"Reference models ({cfg.reference_factory}): each trained {goal}{cfg.reference_epochs} epochs "
+                             f"(epochs / final mean training loss: {fits}).")
             if count:
                 rng = np.random.default_rng(ctx.seed + 77)
                 for s in SETS:
@@ -215,6 +221,6 @@ class MembershipInference(Attack):
         if "auc" not in result.metrics or "auc_ci_low" not in result.metrics:
             return []
         primary = resolve_primary(cfg, int(result.metrics.get("reference_models", 0)))
-        rules = SeverityRules(fpr=cfg.severity_fpr, high_ratio=cfg.high_ratio, medium_ratio=cfg.medium_ratio,
+        rules = SeverityRules(fprs=cfg.severity_fprs, high_ratio=cfg.high_ratio, medium_ratio=cfg.medium_ratio,
                               auc_high=cfg.auc_high, auc_medium=cfg.auc_medium)
         return [finding(self.name, primary, result.metrics, rules, cfg.confidence_level)]

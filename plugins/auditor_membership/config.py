@@ -28,23 +28,39 @@ class MembershipConfig(AttackConfig):
     confidence_level: float = Field(0.95, gt=0.5, lt=1.0, description="Two-sided level of every confidence interval.")
     batch_size: int = Field(256, ge=1, description="Images per query.")
     exposed_members: int = Field(20, ge=0, description="How many of the most exposed members the (private) figure shows.")
-    severity_fpr: Literal[0.01, 0.001] = Field(0.01, description="FPR at which the severity rules read the TPR.")
+    severity_fprs: tuple[Literal[0.01, 0.001], ...] = Field((0.01, 0.001), min_length=1, description=(
+        "FPRs at which the severity rules read the TPR (each where the reference set supports it; the highest level wins)."))
     high_ratio: float = Field(10.0, gt=1.0, description="High when the TPR's lower confidence bound exceeds this many times the FPR.")
     medium_ratio: float = Field(3.0, gt=1.0, description="Medium when the TPR's lower confidence bound exceeds this many times the FPR.")
     auc_high: float = Field(0.80, gt=0.5, le=1.0, description="High when the AUC's lower confidence bound reaches this.")
     auc_medium: float = Field(0.65, gt=0.5, le=1.0, description="Medium when the AUC's lower confidence bound reaches this.")
     reference_models: int = Field(0, ge=0, description=(
         "Reference models to train on the calibration non-members (0: none). Even: each pair is trained on "
-        "complementary halves so every population sample has OUT models. Needs reference_factory."))
-    reference_factory: str | None = Field(None, description=(
+        "complementary halves so every population sample has OUT models. The architecture: reference_factory."))
+    reference_factory: str | None = Field("clone", description=(
+        "'clone' (the target's own architecture, every parameter re-initialised: torch and converted ONNX models), or "
         "module:function returning an untrained torch.nn.Module for (image_shape, num_classes); it receives the "
-        "target model's preprocessing in front. Runs your code: use only code you trust."))
+        "target model's preprocessing in front. A module:function runs your code: use only code you trust."))
     reference_train_size: int | None = Field(None, ge=2, description=(
         "Images per reference model (default: half the calibration set); set it to the target's training-set size."))
-    reference_epochs: int = Field(10, ge=1, description="Epochs of Adam per reference model.")
+    reference_epochs: int = Field(50, ge=1, description="Most epochs of Adam per reference model.")
+    reference_fit: Literal["match", "epochs"] = Field("match", description=(
+        "match: each reference model trains until its mean loss on its own training images is at most the target's mean "
+        "loss on the members (the target's degree of fit, which LiRA's shadow models should imitate), or reference_epochs; "
+        "epochs: always reference_epochs."))
+    reference_weight_decay: float = Field(0.0, ge=0.0, description="Adam weight decay of the reference models.")
     reference_lr: float = Field(1e-3, gt=0, description="Learning rate of the reference models.")
     reference_batch_size: int = Field(64, ge=2, description="Batch size of the reference models.")
     reference_time_budget_s: float = Field(600.0, gt=0, description="Wall-clock budget for training all reference models.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_severity_fpr(cls, data: object) -> object:
+        """``severity_fpr = 0.01`` (one FPR, before 0.1% was read too) means ``severity_fprs = [0.01]``."""
+        if isinstance(data, dict) and "severity_fpr" in data:
+            data = dict(data)
+            data.setdefault("severity_fprs", (data.pop("severity_fpr"),))
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> MembershipConfig:

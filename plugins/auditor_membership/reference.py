@@ -1,7 +1,8 @@
 """Optional reference models for offline RMIA: trained by the plugin on the calibration non-members.
 
 Off by default (``reference_models = 0``). When the user names a factory (``module:function`` called as
-``function(image_shape, num_classes)`` and returning an untrained ``torch.nn.Module``), the plugin trains
+``function(image_shape, num_classes)`` and returning an untrained ``torch.nn.Module``, or ``clone``: the
+target's own architecture re-initialised), the plugin trains
 ``reference_models`` copies, in pairs on complementary random halves of the calibration set (at most
 ``reference_train_size`` images each, to match the target's training-set size), with the
 target model's own preprocessing in front. None of them sees a member or a held-out non-member; each
@@ -35,8 +36,48 @@ def cnn(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     return zoo.build("cnn", image_shape, num_classes)
 
 
-def resolve_factory(target: str) -> Callable[..., nn.Module]:
-    """``module:function`` -> the function (importing the module runs the user's code)."""
+CLONE = "clone"
+
+
+def clone_factory(target: Classifier) -> Callable[..., nn.Module]:
+    """``reference_factory = "clone"``: the target's own architecture, every parameter re-initialised.
+
+    Works for torch models and converted ONNX graphs whose parameters all belong to modules with a
+    ``reset_parameters`` method (Linear, Conv, BatchNorm, LayerNorm, ...). A parameter that cannot be
+    re-initialised would carry the target's trained weights, i.e. its members, into the reference models,
+    so it is an error, not a silent copy.
+    """
+    net = target.network()
+    if net is None:
+        raise UsageError("reference_factory 'clone' needs the target as a torch module (torch models or converted ONNX graphs); "
+                         "this model exposes none: name a module:function recipe instead")
+    owners = [m for m in net.modules() if any(True for _ in m.parameters(recurse=False))]
+    stuck = sorted({type(m).__name__ for m in owners if not callable(getattr(m, "reset_parameters", None))})
+    if stuck:
+        raise UsageError(f"reference_factory 'clone': parameters of {', '.join(stuck)} cannot be re-initialised (no "
+                         "reset_parameters), so a clone would keep the target's trained weights; name a module:function recipe")
+    from auditor import LogProbabilities
+
+    def build(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        import copy
+
+        twin = copy.deepcopy(net).float().train()
+        for m in twin.modules():
+            if callable(getattr(m, "reset_parameters", None)):
+                m.reset_parameters()
+        for p in twin.parameters():
+            p.requires_grad_(True)
+        return nn.Sequential(twin, LogProbabilities()) if target.info.outputs_probabilities else twin
+
+    return build
+
+
+def resolve_factory(target: str, model: Classifier | None = None) -> Callable[..., nn.Module]:
+    """``module:function`` -> the function (importing the module runs the user's code); ``clone`` -> :func:`clone_factory`."""
+    if target == CLONE:
+        if model is None:
+            raise UsageError("reference_factory 'clone' needs the target model")
+        return clone_factory(model)
     module_name, sep, function = target.rpartition(":")
     if not sep or not module_name or not function.isidentifier():
         raise UsageError(f"reference_factory must be module:function, got {target!r}")
@@ -50,15 +91,56 @@ def resolve_factory(target: str) -> Callable[..., nn.Module]:
     return fn
 
 
+@torch.no_grad()
+def mean_loss(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
+    """Mean cross-entropy of ``net`` (eval mode) on ``images``."""
+    net.eval()
+    total = sum(float(nn.functional.cross_entropy(net(images[i:i + batch_size]).double(), labels[i:i + batch_size], reduction="sum"))
+                for i in range(0, len(images), batch_size))
+    return total / max(len(images), 1)
+
+
+def fit(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int, lr: float, batch_size: int, seed: int,
+        deadline: float, target_loss: float | None = None, weight_decay: float = 0.0) -> dict[str, float]:
+    """Adam on cross-entropy for at most ``epochs`` epochs, until ``deadline`` (monotonic clock; at least one epoch), and, with ``target_loss``,
+    until the mean loss on the model's own training images is at most ``target_loss`` (checked after every epoch)."""
+    torch.manual_seed(seed)
+    optimiser = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    rng = torch.Generator().manual_seed(seed)
+    epoch, loss = 0, float("inf")
+    while epoch < epochs and (epoch == 0 or time.monotonic() < deadline):  # at least one epoch: pairs stay complete
+        net.train()
+        order = torch.randperm(len(labels), generator=rng)
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            if len(idx) < 2:
+                continue
+            batch_loss = nn.functional.cross_entropy(net(images[idx]), labels[idx])
+            optimiser.zero_grad()
+            batch_loss.backward()
+            optimiser.step()
+        epoch += 1
+        if target_loss is not None:
+            loss = mean_loss(net, images, labels)
+            if loss <= target_loss:
+                break
+    net.eval()
+    return {"epochs": float(epoch), "train_loss": loss if target_loss is not None else mean_loss(net, images, labels)}
+
+
 def train_reference_models(target: Classifier, factory: Callable[..., nn.Module], images: torch.Tensor, labels: torch.Tensor,
                            count: int, *, epochs: int, lr: float, batch_size: int, budget_s: float, ctx: RunContext,
-                           train_size: int | None = None) -> tuple[list[nn.Module], np.ndarray]:
-    """Trained models (complete pairs only; fewer than ``count`` when the budget ran out) and ``in_mask``
-    [len(images), len(models)]: True where model k trained on image i. Each model's training stops early
-    (after a whole epoch) when the budget is spent."""
+                           train_size: int | None = None, target_loss: float | None = None,
+                           weight_decay: float = 0.0) -> tuple[list[nn.Module], np.ndarray, list[dict[str, float]]]:
+    """Trained models (complete pairs only; fewer than ``count`` when the budget ran out), ``in_mask``
+    [len(images), len(models)] (True where model k trained on image i) and each model's training facts (epochs, final
+    mean training loss). Each model trains for at most ``epochs`` epochs, stops once its mean training loss reaches
+    ``target_loss`` (when given: the target's own loss on its members, so that the reference models fit their data as
+    tightly as the target fits its own), and stops after a whole epoch when the budget is spent."""
     rng = np.random.default_rng(ctx.seed + 4242)
     in_mask = np.zeros((len(images), count), dtype=bool)
     nets: list[nn.Module] = []
+    facts: list[dict[str, float]] = []
     deadline = time.monotonic() + budget_s
     for pair in range(count // 2):
         if time.monotonic() >= deadline:
@@ -78,12 +160,13 @@ def train_reference_models(target: Classifier, factory: Callable[..., nn.Module]
                 raise UsageError(f"reference_factory returned {type(net).__name__}, expected a torch.nn.Module")
             wrapped = nn.Sequential(target.preprocess, net)
             idx = torch.from_numpy(np.flatnonzero(chosen))
-            zoo.train(wrapped, images[idx], labels[idx], mean=(0.0,), std=(1.0,), epochs=epochs, lr=lr, batch_size=batch_size,
-                  seed=ctx.seed + k, time_budget_s=max(deadline - time.monotonic(), 0.0))
+            facts.append(fit(wrapped, images[idx], labels[idx], epochs=epochs, lr=lr, batch_size=batch_size, seed=ctx.seed + k,
+                             deadline=deadline, target_loss=target_loss, weight_decay=weight_decay))
             nets.append(wrapped.eval())
             in_mask[:, k] = chosen
-            log.info("reference model %d/%d trained on %d images", k + 1, count, len(idx))
-    return nets, in_mask[:, :len(nets)]
+            log.info("reference model %d/%d trained on %d images: %d epochs, mean training loss %.3g", k + 1, count, len(idx),
+                     facts[-1]["epochs"], facts[-1]["train_loss"])
+    return nets, in_mask[:, :len(nets)], facts
 
 
 def matched_out_mask(in_mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
