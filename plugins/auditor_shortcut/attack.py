@@ -53,10 +53,12 @@ class ShortcutConfig(AttackConfig):
     refine_levels: int = Field(11, ge=0, description="Intensities (evenly spaced 0..1) swept at each class's best position.")
     search_per_class: int = Field(5, ge=1, description="Clean images per class for the grid search.")
     confirm_per_class: int = Field(50, ge=1, description="Further clean images per class that confirm each class's best patch.")
-    pull_high: float = Field(0.5, gt=0, le=1,
-                             description="High: a small patch pulls at least this share of other classes' images to one class.")
-    pull_medium: float = Field(0.35, gt=0, le=1, description="Medium: a patch pulls at least this share (or a high pull with a patch "
-                                                             "larger than max_area_fraction). Clean MNIST models measured 0.10-0.30.")
+    pull_high: float = Field(0.8, gt=0, le=1, description=(
+        "High: a small patch pulls at least this share of other classes' images to one class. Planted shortcuts measured "
+        "0.98-1.00 (bench_shortcut); clean models trained to convergence up to 0.53 (bench_verdict's ladder)."))
+    pull_medium: float = Field(0.65, gt=0, le=1, description=(
+        "Medium: a patch pulls at least this share (or a high pull with a patch larger than max_area_fraction); above every "
+        "clean model measured (0.10-0.30 briefly trained, 0.36-0.53 trained to convergence)."))
     batch_size: int = Field(1024, ge=1, description="Images per model query.")
     inversion: bool = Field(True, description="Run the inversion generator for evidence (needs model gradients).")
     inversion_seconds: float = Field(30.0, gt=0, description="Training budget of the inversion generator.")
