@@ -99,7 +99,7 @@ def step(c: Candidates, target: Target, cfg: KktConfig, dtype: torch.dtype, lr_f
     c.steps += 1
     c.last_residual = res.normalised
     if record:
-        c.history.append({"step": float(c.steps), "loss": float(loss), "residual": c.last_residual,
+        c.history.append({"step": float(c.steps), "loss": float(loss.detach()), "residual": c.last_residual,
                           **{f"layer{i}": float(v.detach() / n) for i, (v, n) in enumerate(zip(res.per_layer, res.norms))}})
     return c.last_residual
 

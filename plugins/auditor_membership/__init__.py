@@ -17,14 +17,15 @@
 4. Findings come from one **pre-declared primary score** (``primary``, default ``auto``: ``rmia`` with
    reference models, ``scaled_logit`` without), never the best one after the fact:
 
-   * high: the TPR's lower confidence bound at ``severity_fpr`` (1%) exceeds ``high_ratio`` (10) × FPR, or the
-     AUC's lower bound reaches ``auc_high`` (0.80);
+   * high: the TPR's lower confidence bound at one of ``severity_fprs`` (1%, 0.1%; where supported) exceeds
+     ``high_ratio`` (10) × the FPR reached, or the AUC's lower bound reaches ``auc_high`` (0.80);
    * medium: ``medium_ratio`` (3) × FPR, or ``auc_medium`` (0.65);
    * low: either lower bound above chance (FPR, 0.5); info: no signal at this sample size.
 
 The ROC figure is public; the "most exposed members" figure shows training images and is private (left out
-with ``--no-member-images``). Optional reference models (``reference_models``, ``reference_factory``) are
-trained by the plugin on the calibration non-members, within ``reference_time_budget_s``; every scored example uses
+with ``--no-member-images``). Optional reference models (``reference_models``; ``reference_factory`` defaults to
+``clone``, the target's own architecture re-initialised) are trained by the plugin on the calibration
+non-members until they fit as tightly as the target fits its members (``reference_fit``), within ``reference_time_budget_s``; every scored example uses
 one OUT model per pair, so that calibration and held-out scores are exchangeable. Full documentation,
 including what a result does and does not mean: ``docs/membership.md``.
 """
