@@ -103,9 +103,10 @@ class KktReconstruction(Attack):
         runs: list[Candidates] = []
         form = cfg.form
         probe: dict[str, float] = {}
-        for r in range(cfg.restarts):
-            run_seconds = seconds / cfg.restarts
-            run_steps = max(1, steps // cfg.restarts)
+        restarts = cfg.runs(seconds)
+        for r in range(restarts):
+            run_seconds = seconds / restarts
+            run_steps = max(1, steps // restarts)
             seed = ctx.seed * 7919 + r
             if form == "auto":
                 trials = {f: new_candidates(f, y, shape, model.num_classes, cfg, seed, lam_scale, ctx.device) for f in ("margin", "loss")}

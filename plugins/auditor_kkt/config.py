@@ -38,7 +38,11 @@ class KktConfig(AttackConfig):
     schedule: Literal["constant", "cosine"] = Field("cosine", description="Learning-rate schedule over the time budget.")
     final_lr: float = Field(0.02, gt=0, le=1, description="cosine: final learning rate as a share of the initial one.")
     init_scale: float = Field(0.002, gt=0, description="Candidates start at N(0, 1) * init_scale in the network's input space.")
-    restarts: int = Field(1, ge=1, le=20, description="Independent runs (new seed, labels rotated); the converged candidates of all are kept.")
+    restarts: int | None = Field(
+        None, ge=1, le=20, description="Independent runs (new seed); the candidates of all are kept. None: one "
+        "per restart_seconds of the time budget (a run's yield of distinct members levels off after a few minutes, and "
+        "runs from different seeds find partly different members).")
+    restart_seconds: float = Field(300.0, gt=0, description="restarts=None: the time budget per run.")
     float64: Literal["off", "final", "all"] = Field(
         "off", description="Float64 arithmetic: never, in the last final_phase share of each run, or throughout.")
     final_phase: float = Field(0.2, gt=0, lt=1, description="Share of each run spent in float64 when float64='final'.")
@@ -48,3 +52,7 @@ class KktConfig(AttackConfig):
     output: Literal["exact", "stretch"] = Field(
         "stretch", description="Map back to pixels exactly (clamped to [0, 1]) or stretch each reconstruction's range to [0, 1].")
     max_output: int | None = Field(None, ge=1, description="Hand at most this many converged candidates to scoring (best first).")
+
+    def runs(self, seconds: float) -> int:
+        """How many independent runs share ``seconds``: ``restarts``, or one per ``restart_seconds`` (at least 1, at most 20)."""
+        return self.restarts or max(1, min(20, int(seconds // self.restart_seconds)))
