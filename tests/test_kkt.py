@@ -171,5 +171,5 @@ def test_restarts_default_to_one_run_per_restart_seconds() -> None:
     """restarts=None splits the budget into runs of about restart_seconds (at least one, at most 20); a number is kept."""
     from auditor_kkt.config import KktConfig
 
-    assert [KktConfig().runs(s) for s in (30, 299, 300, 1200, 1500, 10**6)] == [1, 1, 1, 4, 5, 20]
+    assert [KktConfig().runs(s) for s in (30, 149, 150, 1200, 1500, 10**6)] == [1, 1, 1, 8, 10, 20]
     assert KktConfig(restarts=2).runs(1200) == 2 and KktConfig(restart_seconds=100).runs(1200) == 12

@@ -42,7 +42,7 @@ class KktConfig(AttackConfig):
         None, ge=1, le=20, description="Independent runs (new seed); the candidates of all are kept. None: one "
         "per restart_seconds of the time budget (a run's yield of distinct members levels off after a few minutes, and "
         "runs from different seeds find partly different members).")
-    restart_seconds: float = Field(300.0, gt=0, description="restarts=None: the time budget per run.")
+    restart_seconds: float = Field(150.0, gt=0, description="restarts=None: the time budget per run.")
     float64: Literal["off", "final", "all"] = Field(
         "off", description="Float64 arithmetic: never, in the last final_phase share of each run, or throughout.")
     final_phase: float = Field(0.2, gt=0, lt=1, description="Share of each run spent in float64 when float64='final'.")
