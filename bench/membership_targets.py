@@ -64,24 +64,28 @@ def _losses(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarra
 
 def train_plain(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, max_epochs: int, seed: int = 0, lr: float = 1e-3,
                 batch_size: int = 64, target_loss: float = TARGET_LOSS) -> dict:
-    """Adam, no weight decay, until the mean member loss reaches ``target_loss`` (checked after every epoch)."""
-    torch.manual_seed(seed)
-    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
-    rng = torch.Generator().manual_seed(seed)
-    start, epoch, mean_loss = time.monotonic(), 0, float("inf")
-    while epoch < max_epochs and mean_loss > target_loss:
-        net.train()
-        order = torch.randperm(len(y), generator=rng)
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        epoch += 1
-        mean_loss = float(_losses(net.eval(), x, y)[0].mean())
-        log.info("plain CNN on %d images: epoch %d, member loss %.3g", len(y), epoch, mean_loss)
-    return {"epochs": epoch, "train_s": round(time.monotonic() - start, 1), "reached_target_loss": mean_loss <= target_loss}
+    """Adam, no weight decay, until the mean member loss reaches ``target_loss`` (checked after every epoch): the plugin's own
+    reference-model loop (``auditor_membership.reference.fit``), so the targets and the reference models train alike."""
+    from auditor_membership.reference import fit
+
+    start = time.monotonic()
+    facts = fit(net, x, y, epochs=max_epochs, lr=lr, batch_size=batch_size, seed=seed, deadline=float("inf"), target_loss=target_loss)
+    return {"epochs": int(facts["epochs"]), "train_s": round(time.monotonic() - start, 1),
+            "reached_target_loss": facts["train_loss"] <= target_loss}
+
+
+def _cached(net: nn.Module, path, train) -> dict:
+    """Weights and their JSON facts from ``path`` (and ``path.json``), or ``train(net)`` (trains ``net`` in place and
+    returns the facts), then both are written there."""
+    meta = path.with_suffix(".json")
+    if path.exists() and meta.exists():
+        net.load_state_dict(torch.load(path, weights_only=True))
+        return json.loads(meta.read_text())
+    info = train(net)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    meta.write_text(json.dumps(info, indent=1))
+    return info
 
 
 def overfitted_cnn(n: int, max_epochs: int, seed: int = 0):
@@ -92,11 +96,8 @@ def overfitted_cnn(n: int, max_epochs: int, seed: int = 0):
     mean, std = torch.tensor(ds.mean).view(1, -1, 1, 1), torch.tensor(ds.std).view(1, -1, 1, 1)
     net = PlainCNN(members.image_shape, 10)
     path = CACHE / f"mnist-plaincnn-{n}-s{seed}.pt"
-    meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        net.load_state_dict(torch.load(path, weights_only=True))
-        info = json.loads(meta.read_text())
-    else:
+
+    def train(net: nn.Module) -> dict:
         info = {"recipe": f"plain CNN (no dropout, batch norm, augmentation or weight decay), Adam lr 1e-3, batch 64, seed {seed}, "
                           f"until member loss <= {TARGET_LOSS:g} (at most {max_epochs} epochs)"}
         info |= train_plain(net, (members.images - mean) / std, members.labels, max_epochs=max_epochs, seed=seed)
@@ -105,9 +106,9 @@ def overfitted_cnn(n: int, max_epochs: int, seed: int = 0):
             loss, correct = _losses(net, (images.images - mean) / std, images.labels)
             info |= {f"{part}_mean_loss": float(loss.mean()), f"{part}_median_loss": float(np.median(loss)),
                      f"{part}_accuracy": float(correct.mean())}
-        CACHE.mkdir(parents=True, exist_ok=True)
-        torch.save(net.state_dict(), path)
-        meta.write_text(json.dumps(info, indent=1))
+        return info
+
+    info = _cached(net, path, train)
     net.eval()
     model = from_module(net, num_classes=10, input_shape=members.image_shape, mean=ds.mean, std=ds.std, source=f"bench:{path.stem}")
     return model, members, info
@@ -123,11 +124,8 @@ def dp_model(epochs: int = 15):
     members = train.subset(balanced_subset(train.labels.numpy(), DP_N, 0))
     net = ModuleValidator.fix(zoo.build("tinycnn", members.image_shape, 10))
     path = CACHE / f"mnist-tinycnn-gn-dp{DP_EPSILON:g}-{DP_N}-s0.pt"
-    meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        net.load_state_dict(torch.load(path, weights_only=True))
-        info = json.loads(meta.read_text())
-    else:
+
+    def train(net: nn.Module) -> dict:
         torch.manual_seed(0)
         mean, std = torch.tensor(ds.mean).view(1, -1, 1, 1), torch.tensor(ds.std).view(1, -1, 1, 1)
         x = (members.images - mean) / std
@@ -147,12 +145,10 @@ def dp_model(epochs: int = 15):
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-        info = {"epsilon": float(engine.get_epsilon(DP_DELTA)), "delta": DP_DELTA, "epochs": epochs,
+        return {"epsilon": float(engine.get_epsilon(DP_DELTA)), "delta": DP_DELTA, "epochs": epochs,
                 "noise_multiplier": float(optimiser.noise_multiplier), "max_grad_norm": 1.0, "train_s": time.monotonic() - start}
-        net = model._module if hasattr(model, "_module") else model
-        CACHE.mkdir(parents=True, exist_ok=True)
-        torch.save(net.state_dict(), path)
-        meta.write_text(json.dumps(info))
+
+    info = _cached(net, path, train)  # Opacus wraps net (GradSampleModule._module is net itself): net holds the weights
     net.eval()
     classifier = from_module(net, num_classes=10, input_shape=members.image_shape, mean=ds.mean, std=ds.std, source=f"bench:{path.stem}")
     return classifier, members, info
