@@ -3,6 +3,10 @@
     OMP_NUM_THREADS=2 python bench/bench_kkt.py                       # every row, 1200 s per attack
     python bench/bench_kkt.py --rows mnist-mlp-100 --methods kkt      # one row, one attack
     python bench/bench_kkt.py --quick                                 # 60 s per attack, the 100-image MLP and the 2,000 control
+    python bench/bench_kkt.py --device cuda --budget 180 --methods kkt   # where a GPU is lent
+
+Without the shared datasets a row reads its members and references from bench/cache/kkt-data-<row>-s0.npz (written
+on the first run that had them), so a lent GPU machine audits exactly the images the CPU runs did.
 
 Targets and their recipes: bench/kkt_targets.py (cached in bench/cache/). Scoring goes through the core
 (auditor.engine.runner.run_audit) with the affine comparison when the core has it, for every method alike. Finished
@@ -28,7 +32,7 @@ log = logging.getLogger("bench.kkt")
 RESULTS = Path(__file__).resolve().parent / "results" / "kkt.json"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 START, END = "<!-- kkt-bench:start -->", "<!-- kkt-bench:end -->"
-COLUMNS = ["row", "method", "budget_s", "status", "steps", "likely_copies", "distinct_members", "null_copy_rate", "p_value", "reconstructions",
+COLUMNS = ["row", "method", "variant", "device", "concurrent", "budget_s", "status", "steps", "likely_copies", "distinct_members", "null_copy_rate", "p_value", "reconstructions",
            "train_loss", "test_acc", "seconds"]
 
 
@@ -51,7 +55,7 @@ def comparison() -> str | None:
     return "affine" if "comparison" in ScoringConfig.model_fields else None
 
 
-def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | None = None) -> dict[str, object]:
+def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | None = None, device: str = "cpu") -> dict[str, object]:
     from auditor.engine.config import AuditConfig
     from auditor.engine.plugins import get_plugin_manager
     from auditor.engine.runner import run_audit
@@ -60,7 +64,7 @@ def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | 
     scoring = {"comparison": comparison()} if comparison() else {}
     config = AuditConfig.model_validate({
         "model": ModelSpec(source=f"bench:kkt-{r.name}").model_dump(), "scoring": scoring,
-        "run": {"plugins": [method], "show_progress": False, "seed": 0},
+        "run": {"plugins": [method], "show_progress": False, "seed": 0, "device": device},
         "attacks": {method: {**attack_options(method, budget, r), **(options or {}), "time_budget_s": budget + 120}}})
     start = time.monotonic()
     report = run_audit(config, get_plugin_manager(), model=model, data=data)
@@ -68,7 +72,7 @@ def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | 
     s = result.scores
     samples = s.samples if s else []
     copies = [x for x in samples if x.likely_copy]
-    return {"row": r.name, "method": method, "budget_s": budget, "status": result.status, "reason": result.reason,
+    return {"row": r.name, "method": method, "device": device, "budget_s": budget, "status": result.status, "reason": result.reason,
             "comparison": getattr(s, "comparison", "ssim") if s else None,
             "reconstructions": len(samples), "likely_copies": len(copies),
             "distinct_members": len({x.nearest_member for x in copies}),
@@ -80,9 +84,20 @@ def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | 
             "seconds": round(time.monotonic() - start, 1)}
 
 
+def key(e: dict) -> tuple[str, str, float, str, str]:
+    return e["row"], e["method"], e["budget_s"], e.get("device", "cpu"), e.get("variant", "")
+
+
+def gpu_name(device: str) -> dict[str, str]:
+    return {"gpu": torch.cuda.get_device_name()} if device == "cuda" else {}
+
+
 def markdown(payload: dict) -> str:
     rows = [{**e, "train_loss": e.get("train_loss"), "test_acc": e.get("test_accuracy")} for e in payload["entries"]]
     for e in rows:
+        e["device"] = e.get("gpu", "cpu")
+        e["variant"] = e.get("variant") or "default"
+        e["concurrent"] = e.get("concurrent", 1)
         e["steps"] = int(e.get("metrics", {}).get("steps", 0)) if e["method"] == "kkt" else ""
         e["null_copy_rate"] = "" if e.get("null_copy_rate") is None else f"{e['null_copy_rate']:.3f}"
         e["p_value"] = "" if e.get("p_value") is None else f"{e['p_value']:.2g}"
@@ -111,29 +126,47 @@ def main() -> None:
     p.add_argument("--methods", default="kkt,tldr,inversion")
     p.add_argument("--budget", type=float, help="seconds per attack (default 1200; --quick 60)")
     p.add_argument("--force", action="store_true", help="rerun finished entries")
+    p.add_argument("--variant", default="", help="label of a non-default option set (part of an entry's key)")
+    p.add_argument("--kkt-options", type=json.loads, default={}, help='kkt options over the defaults, as JSON: \'{"candidates_per_class": 100}\'')
+    p.add_argument("--results", type=Path, default=RESULTS, help="results file (parallel processes: one each, merged afterwards)")
+    p.add_argument("--merge", type=Path, nargs="+", help="only merge these results files' entries into --results (parallel processes)")
+    p.add_argument("--concurrent", type=int, default=1, help="--merge: how many attack processes shared the machine when they ran")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where targets train and attacks run")
     p.add_argument("--no-docs", action="store_true", help="print the section only (run_all.py writes the document)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     budget = args.budget or (60.0 if args.quick else 1200.0)
     names = args.rows.split(",") if args.rows else (["mnist-mlp-100", "control-mnist-mlp-2000"] if args.quick else [r.name for r in ROWS])
-    payload = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"entries": []}
+    results = args.results
+    payload = json.loads(results.read_text()) if results.exists() else {"entries": []}
+    if args.merge:
+        merged = [{**e, "concurrent": args.concurrent} for f in args.merge for e in json.loads(f.read_text())["entries"]
+                  if e.get("device", "cpu") == args.device]
+        keys = {key(e) for e in merged}
+        payload["entries"] = [e for e in payload["entries"] if key(e) not in keys] + merged
+        write_json("kkt", {k: v for k, v in payload.items() if k not in ("machine", "created")}, results)
+        log.info("merged %d entries from %d files into %s", len(merged), len(args.merge), results)
+        return
     payload["comparison"] = comparison()
-    done = {(e["row"], e["method"], e["budget_s"]) for e in payload["entries"] if e.get("status") == "completed"}
+    done = {key(e) for e in payload["entries"] if e.get("status") == "completed"}
     for r in (x for x in ROWS if x.name in names):
-        model, data, facts = target(r, CACHE)
+        model, data, facts = target(r, CACHE, args.device)
         log.info("%s: %s", r.name, facts)
         for method in args.methods.split(","):
-            if (r.name, method, budget) in done and not args.force:
+            if (r.name, method, budget, args.device, args.variant) in done and not args.force:
                 continue
-            entry = {**run_one(r, method, budget, model, data), **facts, "control": r.control, "threads": torch.get_num_threads()}
-            if RESULTS.exists():  # other bench_kkt processes may have written rows meanwhile: merge, don't overwrite
-                payload["entries"] = json.loads(RESULTS.read_text())["entries"]
-            payload["entries"] = [e for e in payload["entries"] if (e["row"], e["method"], e["budget_s"]) != (r.name, method, budget)]
+            options = args.kkt_options if method == "kkt" else {}
+            entry = {**run_one(r, method, budget, model, data, options, device=args.device), **facts, "control": r.control,
+                     "threads": torch.get_num_threads(), **gpu_name(args.device),
+                     **({"variant": args.variant, "options": options} if args.variant else {})}
+            if results.exists():  # other bench_kkt processes may have written rows meanwhile: merge, don't overwrite
+                payload["entries"] = json.loads(results.read_text())["entries"]
+            payload["entries"] = [e for e in payload["entries"] if key(e) != key(entry)]
             payload["entries"].append(entry)
-            write_json("kkt", {k: v for k, v in payload.items() if k not in ("machine", "created")})
+            write_json("kkt", {k: v for k, v in payload.items() if k not in ("machine", "created")}, results)
             log.info("%s %s: %d likely copies, %d distinct members (null rate %s)", r.name, method, entry["likely_copies"],
                      entry["distinct_members"], entry["null_copy_rate"])
-    payload = json.loads(RESULTS.read_text()) if RESULTS.exists() else payload
+    payload = json.loads(results.read_text()) if results.exists() else payload
     section = markdown(payload)
     print(section)
     if not args.no_docs:

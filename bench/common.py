@@ -47,8 +47,8 @@ def trained(dataset: str, arch: str, n: int, seed: int = 0, epochs: int | None =
     return model, onnx_path, data
 
 
-def write_json(name: str, payload: dict) -> Path:
-    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+def write_json(name: str, payload: dict, out: Path | None = None) -> Path:
+    out = out or Path(__file__).resolve().parent / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "platform": platform.platform()}, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload}
