@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -165,6 +166,29 @@ def test_divergence_guard_restores_finite_candidates(audit_data) -> None:
     assert out.metrics["diverged"] >= 1
     assert out.reconstructions is not None and bool(torch.isfinite(out.reconstructions).all())
     assert any("diverged" in n for n in out.notes)
+
+
+def test_divergence_guard_also_catches_a_finite_blow_up() -> None:
+    """A residual that explodes but stays finite (coefficients of 1e8) is treated as divergence: state restored, rates halved."""
+    from auditor_kkt.engine import DIVERGED_RESIDUAL, new_candidates, step
+
+    net = tiny_net()
+    target = Target.build(net, torch.full((6,), -3.0), torch.full((6,), 3.0), 3, torch.device("cpu"))
+    cfg = KktConfig(lambda_per_class=False)
+    c = new_candidates("margin", torch.tensor([0, 1, 2]), (6,), 3, cfg, seed=0, lam_scale=1.0, device=torch.device("cpu"))
+    with torch.no_grad():
+        c.x.normal_()
+        c.coef.fill_(1e8)
+    c.safe = (c.x.detach().clone(), torch.full_like(c.coef, 0.5))
+    params = target.params(torch.float64)
+    lam = c.lam().detach()
+    blown = residual(params, weighted_gradient(target.nets[torch.float64], params, c.x.detach(), c.y, lam, "margin", create_graph=False))
+    assert math.isfinite(blown.normalised) and blown.normalised > DIVERGED_RESIDUAL  # the case under test, computed directly
+    c.steps = 1  # not a step at which the guard saves the current state
+    step(c, target, cfg, torch.float64, 1.0, record=False)
+    assert c.diverged == 1 and c.lr_scale == 0.5
+    torch.testing.assert_close(c.coef.detach(), torch.full_like(c.coef, 0.5))
+    torch.testing.assert_close(c.x.detach(), c.safe[0])
 
 
 def test_restarts_default_to_one_run_per_restart_seconds() -> None:

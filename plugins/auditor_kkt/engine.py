@@ -12,6 +12,10 @@ from torch import nn
 from auditor_kkt.config import KktConfig
 from auditor_kkt.stationarity import Form, prior, residual, weighted_gradient
 
+# A normalised residual above this counts as divergence even while finite: 1 means the candidates explain nothing,
+# 1e6 that their weighted gradients are a thousand times the weights' norm (seen climbing to 1e287 without a guard).
+DIVERGED_RESIDUAL = 1e6
+
 
 @dataclass
 class Target:
@@ -88,7 +92,8 @@ def step(c: Candidates, target: Target, cfg: KktConfig, dtype: torch.dtype, lr_f
     loss = res.loss(cfg.layer_normalised) + prior(xs, target.lo.to(dtype), target.hi.to(dtype), lam, cfg.lambda_min, c.form, c.y)
     # gradients for x and lambda only: the weights' own second derivatives are never needed
     gx, gl = torch.autograd.grad(loss, [c.x, c.coef])
-    if not (torch.isfinite(loss) and torch.isfinite(gx).all() and torch.isfinite(gl).all()):
+    finite = bool(torch.isfinite(loss) and torch.isfinite(gx).all() and torch.isfinite(gl).all())
+    if not finite or res.normalised > DIVERGED_RESIDUAL:
         _recover(c)
         return c.last_residual
     if c.steps % 20 == 0:
@@ -105,7 +110,8 @@ def step(c: Candidates, target: Target, cfg: KktConfig, dtype: torch.dtype, lr_f
 
 
 def _recover(c: Candidates) -> None:
-    """Divergence guard: back to the last finite state, optimiser momentum cleared, learning rates halved."""
+    """Divergence guard (a non-finite step, or a residual above ``DIVERGED_RESIDUAL``): back to the last saved state,
+    optimiser momentum cleared, learning rates halved."""
     with torch.no_grad():
         if c.safe is not None:
             c.x.copy_(c.safe[0])
