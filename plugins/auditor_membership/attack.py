@@ -41,10 +41,13 @@ def query(model: Classifier, images: torch.Tensor, ctx: RunContext, batch_size: 
 
 
 def resolve_primary(cfg: MembershipConfig, reference_models: int) -> str:
-    """The pre-declared primary score: as configured, or (auto) rmia with reference models and scaled_logit without."""
+    """The pre-declared primary score: as configured, or (auto) rmia with offline reference models, lira (online LiRA) with
+    online shadow models, and scaled_logit without either."""
     if cfg.primary != "auto":
         return cfg.primary
-    return "rmia" if reference_models else "scaled_logit"
+    if not reference_models:
+        return "scaled_logit"
+    return "lira" if cfg.reference_mode == "online" else "rmia"
 
 
 def _subset(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -133,7 +136,7 @@ class MembershipInference(Attack):
         if cfg.exposed_members:
             figures.append(self._exposed(data, m_idx, scores, y, primary, cfg.exposed_members))
         notes.insert(0, f"Primary score: {primary} (declared before the run: "
-                        f"{'configured' if cfg.primary != 'auto' else 'rmia with reference models, scaled_logit without'}); "
+                        f"{'configured' if cfg.primary != 'auto' else 'rmia with offline reference models, lira with online ones, scaled_logit without'}); "
                         "picking the best score after the fact would bias the result upwards.")
         return AttackOutput(metrics=metrics, tables=[self._table(evaluations, primary, len(m_idx), len(cal_pos), len(held_pos), level)],
                             figures=figures, notes=notes, score=False)
@@ -143,8 +146,12 @@ class MembershipInference(Attack):
         """Adds ``scores[set]["rmia"]`` (population = the calibration non-members) and, with reference models, ``["lira"]``.
         Returns notes and the reference-model count."""
         log_p = {s: scores[s]["loss"] for s in SETS}  # log p_y under the target
-        log_out, notes, count = dict(log_p), [], 0
-        if cfg.reference_models:
+        log_out, notes, count, marginal = dict(log_p), [], 0, None
+        if cfg.reference_models and cfg.reference_mode == "online":
+            from auditor_membership.online import add_online_scores
+
+            notes, count, marginal = add_online_scores(model, images, labels, scores, ctx=ctx, cfg=cfg)
+        elif cfg.reference_models:
             from auditor_membership.reference import matched_out_mask, reference_scaled_logits, resolve_factory, train_reference_models
 
             target_loss = float(-scores["members"]["loss"].mean()) if cfg.reference_fit == "match" else None
@@ -176,7 +183,8 @@ class MembershipInference(Attack):
             notes.append("RMIA without reference models: Pr(x) is approximated from the target's own p_y "
                          f"(Pr(x) = ((1+a)·p_y + 1 - a)/2, a = {cfg.rmia_a:g}), so RMIA ranks like the loss attack; "
                          "see docs/membership.md.")
-        ratio = {s: rmia.log_ratio(log_p[s], log_out[s], cfg.rmia_a) for s in SETS}
+        ratio = {s: log_p[s] - marginal[s] if marginal is not None else rmia.log_ratio(log_p[s], log_out[s], cfg.rmia_a)
+                 for s in SETS}
         for s in SETS:
             own = np.arange(len(ratio[s])) if s == "calibration" else None
             scores[s]["rmia"] = rmia.rmia_scores(ratio[s], ratio["calibration"], cfg.rmia_gamma, own)

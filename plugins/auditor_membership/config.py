@@ -20,8 +20,8 @@ class MembershipConfig(AttackConfig):
         "held out to measure FPR and AUC."))
     per_class_thresholds: bool = Field(True, description="Thresholds per class (falls back to one global threshold when a class is too small).")
     primary: Primary = Field("auto", description=(
-        "Score behind the findings, declared before looking at results. auto: rmia with reference models, "
-        "scaled_logit (LiRA's statistic) without them."))
+        "Score behind the findings, declared before looking at results. auto: rmia with offline reference models, lira with "
+        "online ones, scaled_logit (LiRA's statistic) without them."))
     rmia_gamma: float = Field(1.0, ge=1.0, description="RMIA's γ: x dominates z when LR(x, z) > γ.")
     rmia_a: float = Field(0.3, ge=0.0, lt=1.0, description="RMIA's offline constant a in Pr(x) = ((1+a)·Pr_OUT(x) + 1 - a)/2.")
     bootstrap_rounds: int = Field(500, ge=0, description="Bootstrap resamples for the AUC and balanced-accuracy intervals (smoke: 50).")
@@ -37,6 +37,15 @@ class MembershipConfig(AttackConfig):
     reference_models: int = Field(0, ge=0, description=(
         "Reference models to train on the calibration non-members (0: none). Even: each pair is trained on "
         "complementary halves so every population sample has OUT models. The architecture: reference_factory."))
+    reference_mode: Literal["offline", "online"] = Field("offline", description=(
+        "offline: reference models train on the calibration non-members only (members and held-out non-members are OUT "
+        "for all). online (LiRA's online attack): shadow models train on random halves of the pool of every scored "
+        "image (members, calibration and held-out non-members alike), so each is IN for half of them; the score is "
+        "online LiRA's likelihood ratio. Shadow models then train on half the pool each: size the pool (max_members, "
+        "max_reference) to about twice the target's training set."))
+    lira_variance: Literal["auto", "global", "per_example"] = Field("auto", description=(
+        "Online LiRA's Gaussian spreads: one shared per side (global), each example's own (per_example), or auto: per "
+        "example once every example has at least 32 IN and 32 OUT shadow models, global below that (as the paper)."))
     reference_factory: str | None = Field("clone", description=(
         "'clone' (the target's own architecture, every parameter re-initialised: torch and converted ONNX models), or "
         "module:function returning an untrained torch.nn.Module for (image_shape, num_classes); it receives the "
@@ -70,4 +79,10 @@ class MembershipConfig(AttackConfig):
         if self.reference_models and (self.reference_models % 2 or not self.reference_factory):
             raise ValueError(f"reference_models must be even and come with a reference_factory, got {self.reference_models} "
                              f"and {self.reference_factory!r}")
+        if self.reference_mode == "online" and not self.reference_models:
+            raise ValueError("reference_mode 'online' needs shadow models: set reference_models (even, at least 2)")
+        if self.reference_mode == "online" and self.reference_train_size is not None:
+            raise ValueError(f"reference_mode 'online' trains each shadow model on half the pool of scored images; "
+                             f"reference_train_size must be unset, got {self.reference_train_size} (size the pool with "
+                             "max_members and max_reference instead)")
         return self

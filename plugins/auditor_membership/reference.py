@@ -131,12 +131,16 @@ def fit(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: i
 def train_reference_models(target: Classifier, factory: Callable[..., nn.Module], images: torch.Tensor, labels: torch.Tensor,
                            count: int, *, epochs: int, lr: float, batch_size: int, budget_s: float, ctx: RunContext,
                            train_size: int | None = None, target_loss: float | None = None,
-                           weight_decay: float = 0.0) -> tuple[list[nn.Module], np.ndarray, list[dict[str, float]]]:
+                           weight_decay: float = 0.0, whole_halves: bool = False) -> tuple[list[nn.Module], np.ndarray, list[dict[str, float]]]:
     """Trained models (complete pairs only; fewer than ``count`` when the budget ran out), ``in_mask``
     [len(images), len(models)] (True where model k trained on image i) and each model's training facts (epochs, final
     mean training loss). Each model trains for at most ``epochs`` epochs, stops once its mean training loss reaches
     ``target_loss`` (when given: the target's own loss on its members, so that the reference models fit their data as
-    tightly as the target fits its own), and stops after a whole epoch when the budget is spent."""
+    tightly as the target fits its own), and stops after a whole epoch when the budget is spent. ``whole_halves``: each
+    model of a pair trains on its whole half (an odd count gives the second one image more), so that every image is IN
+    for exactly one model of each pair (online LiRA); ``train_size`` must then be None."""
+    if whole_halves and train_size is not None:
+        raise UsageError(f"shadow models on whole halves of the pool take no train_size, got {train_size}")
     rng = np.random.default_rng(ctx.seed + 4242)
     in_mask = np.zeros((len(images), count), dtype=bool)
     nets: list[nn.Module] = []
@@ -151,21 +155,24 @@ def train_reference_models(target: Classifier, factory: Callable[..., nn.Module]
         halves = []
         for part in (order[: len(images) // 2], order[len(images) // 2:]):
             chosen = np.zeros(len(images), dtype=bool)
-            chosen[part[:size]] = True
+            chosen[part if whole_halves else part[:size]] = True
             halves.append(chosen)
         for k, chosen in ((2 * pair, halves[0]), (2 * pair + 1, halves[1])):
             ctx.check_deadline()
+            torch.manual_seed(ctx.seed + k)   # the initial weights too: the same run trains the same models
             net = factory(tuple(images.shape[1:]), target.num_classes)
             if not isinstance(net, nn.Module):
                 raise UsageError(f"reference_factory returned {type(net).__name__}, expected a torch.nn.Module")
             wrapped = nn.Sequential(target.preprocess, net)
             idx = torch.from_numpy(np.flatnonzero(chosen))
+            started = time.monotonic()
             facts.append(fit(wrapped, images[idx], labels[idx], epochs=epochs, lr=lr, batch_size=batch_size, seed=ctx.seed + k,
                              deadline=deadline, target_loss=target_loss, weight_decay=weight_decay))
+            facts[-1]["seconds"] = time.monotonic() - started
             nets.append(wrapped.eval())
             in_mask[:, k] = chosen
-            log.info("reference model %d/%d trained on %d images: %d epochs, mean training loss %.3g", k + 1, count, len(idx),
-                     facts[-1]["epochs"], facts[-1]["train_loss"])
+            log.info("reference model %d/%d trained on %d images: %d epochs, mean training loss %.3g, %.0f s", k + 1, count, len(idx),
+                     facts[-1]["epochs"], facts[-1]["train_loss"], facts[-1]["seconds"])
     return nets, in_mask[:, :len(nets)], facts
 
 
