@@ -15,7 +15,8 @@ def _spearman(rows: list[dict], key: str) -> float | None:
     if len(pairs) < 3 or len({p[0] for p in pairs}) < 2:
         return None
     rho = spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
-    return None if math.isnan(rho) else float(rho)
+    # rounded: Spearman's rho is a ratio of integers, and 1 - 6*2/(5*24) came out as 0.8999999999999998
+    return None if math.isnan(rho) else round(float(rho), 9)
 
 
 def checks(entries: list[dict]) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ def test_score_is_distinct_members_plus_clipped_gap() -> None:
 
 
 def test_spearman_against_the_rank_formula_and_bars() -> None:
-    sizes, scores = [50, 100, 500, 2000, 10000], [0.30, 0.05, 0.10, 0.01, -0.02]
+    sizes, scores = [50, 100, 500, 2000, 10000], [0.30, 0.05, 0.10, -0.02, 0.01]
     entries = [_entry(f"mlp-{n}", "mlp", n, s) for n, s in zip(sizes, scores)]
     entries += [_entry("dp", "tinycnn-dp", 5000, 0.0, kind="control", alarms=("membership: medium: x",)),
                 _entry("leak", "kkt-mlp", 100, 0.5, kind="known_leak", highest="medium")]
@@ -46,3 +46,11 @@ def test_spearman_against_the_rank_formula_and_bars() -> None:
     assert alarms["value"] == 1 and not alarms["passed"] and "dp" in alarms["covers"] and "mlp-10000" in alarms["covers"]
     leak = by["leak gets a HIGH finding from a leakage attack"]  # shortcut's HIGH is not a leak found
     assert not leak["passed"] and "highest medium" in leak["miss"]
+
+
+def test_spearman_exactly_at_the_bar_passes() -> None:
+    """One adjacent swap among five sizes: rho = 1 - 6*2/(5*24) = 0.9 exactly, which scipy returns as 0.8999999999999998."""
+    sizes, scores = [50, 100, 500, 2000, 10000], [0.036, 0.023, 0.016, 0.006, 0.009]
+    by = {c["check"]: c for c in checks([_entry(f"mlp-{n}", "mlp", n, s) for n, s in zip(sizes, scores)])}
+    mono = by["Spearman(score, -log n) for mlp >= 0.9"]
+    assert mono["value"] == 0.9 and mono["passed"] and mono["miss"] == 0.0
