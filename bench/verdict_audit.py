@@ -71,6 +71,32 @@ def summarise(result) -> dict[str, Any]:
     return out
 
 
+def scaled_logits(model, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """LiRA's statistic log p_y - log sum_{j != y} p_j, from the model's logits."""
+    with torch.no_grad():
+        logp = torch.log_softmax(torch.cat([model.logits(images[i:i + 512]) for i in range(0, len(images), 512)]).double(), 1)
+    others = logp.scatter(1, labels[:, None], -float("inf"))
+    return logp.gather(1, labels[:, None])[:, 0] - torch.logsumexp(others, 1)
+
+
+def canary_diagnostics(model, data, report, canaries: list[int]) -> dict[str, Any]:
+    """How visible the planted canaries are: per canary, the share of its class's references whose scaled logit is at
+    least the canary's (small = exposed to membership inference); per reconstruction attack, how many reconstructions
+    have a canary as their nearest member, and the best such similarity (the copy rule's comparison)."""
+    ref_phi = scaled_logits(model, data.reference.images, data.reference.labels)
+    idx = torch.tensor(canaries)
+    phi = scaled_logits(model, data.members.images[idx], data.members.labels[idx])
+    shares = [float((ref_phi[data.reference.labels == int(y)] >= v).double().mean()) for v, y in zip(phi, data.members.labels[idx])]
+    nearest, planted = {}, set(canaries)
+    for r in report.results:
+        if r.scores is not None and r.scores.samples:
+            hits = [x for x in r.scores.samples if x.nearest_member in planted]
+            nearest[r.attack] = {"reconstructions": len(hits), "likely_copies": sum(x.likely_copy for x in hits),
+                                 "best_similarity": max((x.nearest_member_ssim for x in hits), default=None)}
+    return {"scaled_logits": [round(float(v), 2) for v in phi], "reference_share_at_or_above": [round(v, 4) for v in shares],
+            "nearest_member_is_canary": nearest}
+
+
 def audit_row(payload: dict[str, Any]) -> dict[str, Any]:
     """Train/load ``payload['row']`` and audit it with ``payload['attacks']``; the JSON entry of that row."""
     from verdict_ladder import FULL, build
@@ -112,4 +138,5 @@ def audit_row(payload: dict[str, Any]) -> dict[str, Any]:
             "highest": top.value if top else None, "exit_code": report.exit_code, "gate": report.fail_on.value if report.fail_on else None,
             "fails_gate": report.exit_code == 1, "verdict": report.verdict,
             "medium_or_above": [f"{f.attack}: {f.severity.value}: {f.title}" for f in report.findings if f.severity.rank >= 2],
-            "audit_seconds": seconds, "threads": torch.get_num_threads()}
+            "audit_seconds": seconds, "threads": torch.get_num_threads(),
+            **({"canary": canary_diagnostics(model, data, report, facts["canary_members"])} if "canary_members" in facts else {})}

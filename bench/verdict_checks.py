@@ -115,6 +115,16 @@ def render(payload: dict, profile: str, start: str, end: str, heading: bool = Tr
     if dp:
         lines += ["", f"DP model: ε = {dp['epsilon']:.2f} at δ = {dp['delta']:g}, noise multiplier {dp['noise_multiplier']:.2f} "
                       f"(bench/bench_membership.py's recipe); preflight {'passed' if dp['preflight_passed'] else 'failed'}."]
+    canary = next((e for e in entries if e.get("canary")), None)
+    if canary:
+        c = canary["canary"]
+        share = sorted(c["reference_share_at_or_above"])
+        near = "; ".join(f"{a}: {v['reconstructions']} nearest a canary, {v['likely_copies']} likely copies, best similarity "
+                         f"{_g(v['best_similarity'])}" for a, v in sorted(c["nearest_member_is_canary"].items()))
+        lines += ["", f"Canary model ({len(share)} canaries): each canary's scaled logit is reached or exceeded by "
+                      f"{share[0]:.0%}–{share[-1]:.0%} of its class's references (median {share[len(share) // 2]:.0%}), so a "
+                      f"population membership score cannot single them out; reconstructions whose nearest member is a canary: "
+                      f"{near or 'none scored'}."]
     missing = payload.get("missing", {}).get(profile)
     if missing:
         lines += ["", f"Not yet run in this profile (resumable; rerun the command): {', '.join(missing)}."]

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from verdict_audit import attack_score
@@ -54,3 +55,17 @@ def test_spearman_exactly_at_the_bar_passes() -> None:
     by = {c["check"]: c for c in checks([_entry(f"mlp-{n}", "mlp", n, s) for n, s in zip(sizes, scores)])}
     mono = by["Spearman(score, -log n) for mlp >= 0.9"]
     assert mono["value"] == 0.9 and mono["passed"] and mono["miss"] == 0.0
+
+
+def test_scaled_logit_is_log_odds_of_the_label() -> None:
+    """LiRA's statistic log p_y - log sum_{j != y} p_j equals log(p_y / (1 - p_y)) from the softmax directly."""
+    from verdict_audit import scaled_logits
+
+    from auditor import from_module
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4))
+    model = from_module(net.eval(), num_classes=4, input_shape=(1, 4, 4), mean=(0.0,), std=(1.0,))
+    x, y = torch.rand(9, 1, 4, 4), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0])
+    p = torch.softmax(net(x).double(), 1).gather(1, y[:, None])[:, 0].detach()
+    torch.testing.assert_close(scaled_logits(model, x, y), torch.log(p / (1 - p)))
