@@ -28,6 +28,8 @@ from auditor_kkt.engine import (
     explained_shares,
     new_candidates,
     optimise,
+    relu_residual,
+    run_stages,
 )
 from auditor_kkt.surrogate import with_surrogate
 
@@ -65,6 +67,9 @@ class KktReconstruction(Attack):
         Metric(name="converged", label="KKT candidates converged", higher_is_better=None, format="d"),
         Metric(name="normalised_residual", label="KKT residual (normalised)", higher_is_better=True, format=".3g",
                description="Stationarity residual of the best fit; lower means the candidates explain the weights better."),
+        Metric(name="relu_residual", label="KKT residual, true ReLU (best run)", higher_is_better=True, format=".3g",
+               description="The same residual with the network's own ReLU instead of the smoothed derivative; the surrogate's can "
+               "be far lower when candidates sit where the surrogate is soft."),
         Metric(name="candidates", higher_is_better=None, format="d", compare=False),
         Metric(name="restarts", higher_is_better=None, format="d", compare=False),
         Metric(name="relu_swapped", higher_is_better=None, format="d", compare=False),
@@ -86,9 +91,16 @@ class KktReconstruction(Attack):
         if model.info.outputs_probabilities:
             net = nn.Sequential(net, LogProbabilities())
         notes: list[str] = []
-        surrogate, swapped, surrogate_notes = with_surrogate(net, cfg.alpha, cfg.relu_slope)
+        box = input_box(model.preprocess, model.input_shape, ctx.device)
+        alphas = cfg.alpha_schedule or (cfg.alpha,)
+        stages = []
+        for a in alphas:
+            surrogate, swapped, surrogate_notes = with_surrogate(net, a, cfg.relu_slope)
+            stages.append(Target.build(surrogate, *box, model.num_classes, ctx.device))
         notes += surrogate_notes
-        target = Target.build(surrogate, *input_box(model.preprocess, model.input_shape, ctx.device), model.num_classes, ctx.device)
+        if cfg.alpha_schedule:
+            notes.append(f"alpha continuation: {', '.join(f'{a:g}' for a in alphas)} (an equal share of each run at each)")
+        target = stages[0]
         plain = copy.deepcopy(net).to(device=ctx.device, dtype=torch.float64).eval().requires_grad_(True)
         shape = tuple(target.lo.shape)
         per_class = data.members.labels.bincount(minlength=model.num_classes).float().mean().item()
@@ -119,22 +131,23 @@ class KktReconstruction(Attack):
                              f"kept {form}")
                 c = trials[form]
                 used = 2 * cfg.auto_probe
-                optimise(c, target, cfg, run_seconds * (1 - used), max(1, int(run_steps * (1 - used))), ctx.check_deadline,
-                         lr_from=cfg.auto_probe)
+                run_stages(c, stages, cfg, run_seconds * (1 - used), max(1, int(run_steps * (1 - used))), ctx.check_deadline,
+                           lr_from=cfg.auto_probe)
             else:
                 c = new_candidates(form, y, shape, model.num_classes, cfg, seed, lam_scale, ctx.device)
-                optimise(c, target, cfg, run_seconds, run_steps, ctx.check_deadline)
+                run_stages(c, stages, cfg, run_seconds, run_steps, ctx.check_deadline)
             runs.append(c)
         elapsed = time.monotonic() - start
         return self._hand_over(runs, model, target, plain, cfg, notes, elapsed, swapped, probe)
 
     def _hand_over(self, runs: list[Candidates], model: Classifier, target: Target, plain: nn.Module, cfg: KktConfig,
                    notes: list[str], elapsed: float, swapped: int, probe: dict[str, float]) -> AttackOutput:
-        rows, keep_x, keep_y, keep_share = [], [], [], []
+        rows, keep_x, keep_y, keep_share, real = [], [], [], [], []
         m_total = 0
         for r, c in enumerate(runs):
             x = c.x.detach()
             lam = c.lam().detach()
+            real.append(relu_residual(plain, x, c.y, lam, c.form))
             share = explained_shares(target, x, c.y, lam, c.form, plain) * len(x)  # 1 = the average candidate
             with torch.no_grad():
                 pred = plain(x).argmax(1)
@@ -154,6 +167,7 @@ class KktReconstruction(Attack):
         metrics = {"steps": float(steps), "seconds": round(elapsed, 2), "steps_per_s": round(steps / max(elapsed, 1e-9), 2),
                    "candidates": float(m_total), "converged": float(len(xs)), "restarts": float(len(runs)),
                    "relu_swapped": float(swapped), "normalised_residual": last.last_residual,
+                   "relu_residual": min(real), "relu_residual_last": real[-1],
                    **{f"residual_{k}": v for k, v in (last.history[-1].items() if last.history else []) if k.startswith("layer")},
                    **{f"probe_residual_{k}": v for k, v in probe.items()}}
         diverged = sum(c.diverged for c in runs)

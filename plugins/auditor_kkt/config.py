@@ -27,6 +27,10 @@ class KktConfig(AttackConfig):
         True, description="Margin form: one coefficient per (candidate, wrong class) instead of one for the strongest wrong class.")
     lambda_min: float = Field(0.4, ge=0, description="Lower bound on each candidate's coefficient (penalty 5*relu(lambda_min - lambda)^2).")
     alpha: float = Field(20.0, gt=0, description="ReLU surrogate: forward ReLU, derivative sigmoid(alpha*z).")
+    alpha_schedule: tuple[float, ...] | None = Field(
+        None, min_length=1, description="Soft-to-sharp continuation: each run spends an equal share of its steps and time at each "
+        "alpha in turn (e.g. [5, 20, 80, 320]), each stage with its own learning-rate schedule. None: alpha throughout. On a tiny "
+        "net trained to exact stationarity this recovered every training point where a fixed alpha did not (docs/kkt.md).")
     relu_slope: Literal["sigmoid", "exact"] = Field(
         "sigmoid", description="ReLU derivative during reconstruction: sigmoid(alpha z) (the papers), or the exact step 1[z > 0] "
         "whose own derivative in z is alpha*sigmoid'(alpha z) (the weights' gradients are then exact at a training point).")

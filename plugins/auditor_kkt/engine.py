@@ -139,6 +139,27 @@ def optimise(c: Candidates, target: Target, cfg: KktConfig, seconds: float, step
         n += 1
 
 
+def run_stages(c: Candidates, stages: list[Target], cfg: KktConfig, seconds: float, steps: int, check: Callable[[], None],
+               lr_from: float = 0.0) -> None:
+    """One run through the alpha continuation: an equal share of ``seconds`` and ``steps`` at each stage's surrogate.
+
+    A single stage is plain ``optimise`` over the schedule's [lr_from, 1]; several stages each get a whole schedule."""
+    if len(stages) == 1:
+        optimise(c, stages[0], cfg, seconds, steps, check, lr_from=lr_from)
+        return
+    for target in stages:
+        optimise(c, target, cfg, seconds / len(stages), max(1, steps // len(stages)), check)
+
+
+def relu_residual(plain: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, form: Form) -> float:
+    """Normalised stationarity residual of candidates on the network with its own ReLUs (no surrogate)."""
+    params = [p for p in plain.parameters() if p.requires_grad]
+    with torch.enable_grad():
+        grads = weighted_gradient(plain, params, x.detach().to(params[0].dtype), y, lam.detach().to(params[0].dtype), form,
+                                  create_graph=False)
+    return residual(params, grads).normalised
+
+
 def explained_shares(target: Target, x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, form: Form,
                      plain: nn.Module) -> torch.Tensor:
     """Per candidate: sum_l <theta_l, G_il> / ||theta_l||^2 / L, with G_il its own term of the weighted gradient.
