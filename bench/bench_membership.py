@@ -16,6 +16,10 @@ Targets (recipes in bench/membership_targets.py and bench/common.py):
 * ``zoo-cnn-1000`` / ``zoo-cnn-10000``: the project's zoo CNN (dropout + batch norm, weight decay 1e-5): regularisation helps;
 * ``dp-tinycnn-5000``: DP-SGD, ε = 8.
 
+Settings: the plugin's defaults, offline reference models ("RMIA, k reference models") and online LiRA ("online LiRA, k
+shadow models": ``reference_mode = "online"``, 1,000 members against about 2,000 non-members, shadows on random halves of
+that pool; :func:`online_options`).
+
 Members: the model's own training images (at most the plugin's default 5,000). Non-members: 10,000 other images
 of the MNIST *training* file (seeded, disjoint from the target's members; the plugin splits them per class into
 calibration and held-out halves). Members and non-members are thus drawn from one distribution, as in the
@@ -52,7 +56,7 @@ from auditor.data.sets import AuditData, balanced_subset, load_images
 from auditor.lab.presets import preset
 from auditor.models.model import Preprocess
 from auditor_membership import MembershipConfig, MembershipInference
-from auditor_membership.attack import evaluation_split
+from auditor_membership.attack import evaluation_split, resolve_primary
 from auditor_membership.severity import SeverityRules, level
 
 __all__ = ["END", "START", "render"]
@@ -77,14 +81,16 @@ class Target:
 
 TARGETS = (
     Target("plain-cnn-1000", "Unregularised CNN, 1,000 images", 1000, "clone", 60, 1000,
-           ("default", "default, one global threshold", "RMIA, 2 reference models", "RMIA, 8 reference models"), 2400.0),
+           ("default", "default, one global threshold", "RMIA, 2 reference models", "RMIA, 8 reference models",
+            "online LiRA, 8 shadow models", "online LiRA, 16 shadow models", "online LiRA, 8 shadow models, 4,000 non-members"), 2400.0),
     Target("zoo-cnn-1000", "Regularised CNN, 1,000 images", 1000, "auditor_membership.reference:cnn", 40, 1000,
            ("default", "RMIA, 2 reference models", "RMIA, 8 reference models")),
-    Target("plain-cnn-10000", "Unregularised CNN, 10,000 images", 10000, "membership_targets:plain_cnn", 5, 2500, ("default",)),
+    Target("plain-cnn-10000", "Unregularised CNN, 10,000 images", 10000, "membership_targets:plain_cnn", 5, 2500,
+           ("default", "online LiRA, 8 shadow models"), 2400.0),
     Target("zoo-cnn-10000", "Regularised CNN, 10,000 images", 10000, "auditor_membership.reference:cnn", 10, 2500,
            ("default", "RMIA, 2 reference models")),
     Target(f"dp-tinycnn-{DP_N}", f"DP-SGD tinycnn-GN, {DP_N:,} images", DP_N, "auditor_membership.reference:tinycnn", 15, 2500,
-           ("default", "RMIA, 2 reference models")),
+           ("default", "RMIA, 2 reference models", "online LiRA, 8 shadow models"), 2400.0),
 )
 # rows written before the targets had keys
 LEGACY = {"CNN, 1,000 images": "zoo-cnn-1000", "CNN, 10,000 images": "zoo-cnn-10000", f"DP-SGD tinycnn-GN, {DP_N:,} images": f"dp-tinycnn-{DP_N}"}
@@ -95,12 +101,31 @@ def options_for(target: Target, setting: str) -> dict:
         return {}
     if setting == "default, one global threshold":
         return {"per_class_thresholds": False}
+    if setting.startswith("online LiRA, "):
+        return online_options(target, int(setting.split()[2]), 4000 if setting.endswith("4,000 non-members") else None)
     count = int(setting.split()[1])
     budget = {"reference_time_budget_s": target.ref_budget_s} if count > 2 and target.ref_budget_s else {}
     return {"reference_models": count, "reference_factory": target.factory, "reference_epochs": target.ref_epochs,
             "reference_train_size": target.ref_size, "reference_fit": "match"} | budget
 
 
+# Online LiRA's pool: 1,000 members + about 2,000 non-members (shadows train on 1,500 images; the small target on 1,000). The
+# per-class halving of 2,000 non-members leaves 999 held out for the 10,000-image and the DP targets (seed 0), one fewer than TPR
+# at 0.1% FPR needs: 2,002 gives them 1,001 and 1,002 (checked with evaluation_split).
+ONLINE_MEMBERS, ONLINE_REFERENCE = 1000, {"plain-cnn-1000": 2000}
+
+
+def online_options(target: Target, count: int, reference: int | None = None) -> dict:
+    """Online LiRA: ``count`` shadow models on random halves of a pool of 1,000 members + about 2,000 reference images (1,000
+    calibrate, at least 1,000 held out: the fewest that support TPR at 0.1% FPR), 'match' fit, a budget of 300 s per model for
+    the 1,000-image targets' long fits and 150 s for the others. ``reference``: another number of non-members (a pool of
+    1,000 + ``reference``; the shadow models then train on half of that)."""
+    return {"reference_mode": "online", "reference_models": count, "reference_factory": target.factory,
+            "reference_epochs": target.ref_epochs, "reference_fit": "match", "max_members": ONLINE_MEMBERS,
+            "max_reference": reference or ONLINE_REFERENCE.get(target.key, 2002), "reference_time_budget_s": (300.0 if target.n <= 1000 else 150.0) * count}
+
+
+OUT_MODELS = {"offline": "one per pair", "online": "online: IN for half"}
 NON_MEMBERS = "mnist-train-file"   # where the non-members come from (rows measured on the test set are recomputed)
 
 
@@ -161,7 +186,7 @@ def peer_auditml(net: torch.nn.Module, ds, members, non_members) -> dict:
 
 
 def audit(target: Target, model, members, ds, extra: dict, quick: bool, setting: str, with_peer: bool) -> dict:
-    test = non_members(load_images(ds.train), target.n)
+    test = non_members(load_images(ds.train), target.n)   # the online rows use 2,000-4,000 of them (max_reference)
     if quick:
         test = test.subset(balanced_subset(test.labels.numpy(), 2000, 0))
     data = AuditData(members, test, 10, ds.class_names)
@@ -178,12 +203,13 @@ def audit(target: Target, model, members, ds, extra: dict, quick: bool, setting:
                                              cfg.calibration_fraction, 0)
     peer = peer_auditml(model.network(), ds, members.subset(m_idx), test.subset(r_idx[held])) if with_peer else None
     row = {"target": target.key, "model": target.name, "setting": setting, "options": options, "non_members": NON_MEMBERS,
-           "primary": "rmia" if mx["reference_models"] else "scaled_logit", "reference_models": int(mx["reference_models"]),
+           "primary": resolve_primary(attack.config, int(mx["reference_models"])), "reference_models": int(mx["reference_models"]),
            "train_images": target.n, "train_accuracy": mx["members_accuracy"], "test_accuracy": mx["heldout_accuracy"],
            **extra, "members_scored": int(mx["members_scored"]), "heldout_scored": int(mx["heldout_scored"]),
            "severity": finding.severity.value, "finding": finding.title, "plugin_seconds": round(seconds, 2),
            "load_average_at_start": round(load_average, 1),
-           "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "out_models": "one per pair" if options.get("reference_models") else None}
+           "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "out_models": OUT_MODELS[options.get("reference_mode", "offline")]
+           if options.get("reference_models") else None, "notes": out.notes}
     for key in ("auc", "auc_ci_low", "auc_ci_high", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_1pct_fpr_ci_high",
                 "heldout_fpr_at_1pct", "tpr_at_0.1pct_fpr", "tpr_at_0.1pct_fpr_ci_low", "heldout_fpr_at_0.1pct", "balanced_accuracy"):
         row[key] = mx.get(key)
@@ -255,6 +281,7 @@ def main() -> None:
     p.add_argument("--docs", action="store_true", help="only regenerate the docs section from bench/results/membership.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("auditor_membership.reference").setLevel(logging.INFO)   # each reference model's epochs and time
     if args.docs:
         write_docs(json.loads(RESULTS.read_text()))
         return

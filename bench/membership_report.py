@@ -17,7 +17,7 @@ def checks(rows: list[dict]) -> dict:
             out[f"overfitted1000_tpr1pct_ci_low_above_2x_fpr[{setting}]"] = (r["tpr_at_1pct_fpr_ci_low"] or 0) > 0.02
             out[f"overfitted1000_high[{setting}]"] = r["severity"] == "high"
     for small, large in (("plain-cnn-1000", "plain-cnn-10000"), ("zoo-cnn-1000", "zoo-cnn-10000")):
-        for setting in ("default", "RMIA, 2 reference models"):
+        for setting in ("default", "RMIA, 2 reference models", "online LiRA, 8 shadow models"):
             a, b = by.get((small, setting)), by.get((large, setting))
             if a and b:
                 out[f"{large}_lower[{setting}]"] = b["auc"] < a["auc"] and (b["tpr_at_1pct_fpr"] or 0) <= (a["tpr_at_1pct_fpr"] or 0)
@@ -31,6 +31,11 @@ def checks(rows: list[dict]) -> dict:
 
 def _pct(v) -> str:
     return "–" if v is None else f"{v:.1%}"
+
+
+def _low01(r: dict) -> str:
+    low, fpr = r.get("tpr_at_0.1pct_fpr_ci_low"), r.get("heldout_fpr_at_0.1pct")
+    return "" if low is None or fpr is None else f" (≥ {low:.1%}; {fpr:.2%})"
 
 
 def _training(rows: list[dict]) -> list[str]:
@@ -63,18 +68,19 @@ def render(payload: dict, heading: bool = True) -> str:
              "members and held-out non-members; its AUC and TPR come from its per-example scores with one global threshold chosen "
              "on the evaluation data (optimistic).", ""]
     lines += _training(rows) + [""]
-    lines += ["| model | setting (primary) | AUC [95% CI] | TPR @ 1% FPR [95% CI] | held-out FPR | TPR @ 0.1% FPR | "
+    lines += ["| model | setting (primary) | AUC [95% CI] | TPR @ 1% FPR [95% CI] | held-out FPR | TPR @ 0.1% FPR (≥ lower bound; held-out FPR) | "
               "severity | plugin time | auditml AUC | auditml TPR @ 1% FPR |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         peer = r["peer"] or {}
-        tail = f"{peer['auc']:.3f} | {_pct(peer['tpr_at_1pct_fpr'])} |" if peer else "as above | as above |"
-        stale = "†" if r.get("reference_models") and r.get("out_models") != "one per pair" else ""
+        online = r.get("options", {}).get("reference_mode") == "online"   # other evaluation sets than the default row's
+        tail = f"{peer['auc']:.3f} | {_pct(peer['tpr_at_1pct_fpr'])} |" if peer else ("– | – |" if online else "as above | as above |")
+        stale = "†" if r.get("reference_models") and r.get("out_models") not in ("one per pair", "online: IN for half") else ""
         asked = r.get("options", {}).get("reference_models")
         stale += f" (only {r['reference_models']} trained within the budget)" if asked and r["reference_models"] != asked else ""
         lines.append(f"| {r['model']} | {r['setting']}{stale} ({r['primary']}) | "
                      f"{r['auc']:.3f} [{r['auc_ci_low']:.3f}, {r['auc_ci_high']:.3f}] | {_pct(r['tpr_at_1pct_fpr'])} "
                      f"[{_pct(r['tpr_at_1pct_fpr_ci_low'])}, {_pct(r['tpr_at_1pct_fpr_ci_high'])}] | {_pct(r['heldout_fpr_at_1pct'])} | "
-                     f"{_pct(r['tpr_at_0.1pct_fpr'])} | **{r['severity']}** | {r['plugin_seconds']:.1f} s"
+                     f"{_pct(r['tpr_at_0.1pct_fpr'])}{_low01(r)} | **{r['severity']}** | {r['plugin_seconds']:.1f} s"
                      + (f" (load {r['load_average_at_start']:g})" if r.get("load_average_at_start") is not None else "") + " | " + tail)
     lines += ["", "Every score of every row: AUC, and TPR at 1% FPR (per-class thresholds unless the setting says otherwise) "
                   "with its lower 95% bound; the level is what the severity rules would give that score had it been declared "
@@ -96,6 +102,13 @@ def render(payload: dict, heading: bool = True) -> str:
                   "target's architecture (the DP control: the same tinycnn with BatchNorm, without DP; the unregularised CNN: "
                   "`reference_factory = \"clone\"`, the target's own network re-initialised) on complementary halves of the calibration non-members, at "
                   "most the target's training-set size each, and makes `rmia` primary; only `rmia` and `lira` change between the settings. "
+                  "*online LiRA, k shadow models* (`reference_mode = \"online\"`) scores 1,000 members (`max_members`) against 2,000 "
+                  "non-members (`max_reference`; 2,002 for the 10,000-image and DP targets, where the seeded per-class halving of 2,000 "
+                  "leaves 999 held out, one fewer than 0.1% FPR needs: about 1,000 calibrate, at least 1,000 are held out) and trains k "
+                  "models of the same architecture in pairs on complementary random halves of that pool of about 3,000 (1,500 images "
+                  "each; the *4,000 non-members* row: a pool of 5,000, 2,500 images each), members and non-members alike, so every "
+                  "scored image is IN for half of them; `lira` (online LiRA's likelihood ratio, global variances) is primary and `rmia` "
+                  "uses all k models; the thresholds still come from the calibration non-members and the FPR from the held-out ones. "
                   "Reference-model training time is included in the plugin time; *load*: the machine's 1-minute load average "
                   "when the row started (2 cores, shared; the earliest rows did not record it). †: measured before every scored example used "
                   "one OUT model per pair (it averaged all OUT models, which made the calibration scores noisier than the "

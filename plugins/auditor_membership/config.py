@@ -35,8 +35,9 @@ class MembershipConfig(AttackConfig):
     auc_high: float = Field(0.80, gt=0.5, le=1.0, description="High when the AUC's lower confidence bound reaches this.")
     auc_medium: float = Field(0.65, gt=0.5, le=1.0, description="Medium when the AUC's lower confidence bound reaches this.")
     reference_models: int = Field(0, ge=0, description=(
-        "Reference models to train on the calibration non-members (0: none). Even: each pair is trained on "
-        "complementary halves so every population sample has OUT models. The architecture: reference_factory."))
+        "Reference models to train on the calibration non-members (0: none; online: shadow models on the whole pool, see "
+        "reference_mode). Even: each pair is trained on complementary halves so every population sample has OUT models. "
+        "The architecture: reference_factory."))
     reference_mode: Literal["offline", "online"] = Field("offline", description=(
         "offline: reference models train on the calibration non-members only (members and held-out non-members are OUT "
         "for all). online (LiRA's online attack): shadow models train on random halves of the pool of every scored "
