@@ -19,6 +19,13 @@ def _spearman(rows: list[dict], key: str) -> float | None:
     return None if math.isnan(rho) else round(float(rho), 9)
 
 
+SEVERITY_RANK = {"none": 0, "info": 1, "low": 2, "medium": 3, "high": 4}
+
+
+def _rho(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
 def checks(entries: list[dict]) -> list[dict[str, Any]]:
     """One dict per bar: name, value, target, passed, by how much it was missed, and what it covers."""
     out = []
@@ -26,11 +33,14 @@ def checks(entries: list[dict]) -> list[dict[str, Any]]:
         rows = [e for e in entries if e["kind"] == "ladder" and e["arch"] == arch]
         rho = _spearman(rows, "score")
         tpr_rho = _spearman(rows, "membership_tpr_at_1pct_fpr")
+        auc_rho = _spearman(rows, "membership_auc")
+        level_rho = _spearman([{**e, "level": SEVERITY_RANK.get(e["highest"] or "none", 0)} for e in rows], "level")
         sizes = ", ".join(f"{e['n_train']:,}" for e in sorted(rows, key=lambda e: e["n_train"]))
         out.append({"check": f"Spearman(score, -log n) for {arch} >= {RHO_BAR}", "value": rho, "target": RHO_BAR,
                     "passed": rho is not None and rho >= RHO_BAR, "miss": None if rho is None else max(0.0, RHO_BAR - rho),
                     "covers": f"sizes {sizes}" + ("" if rho is not None else " (fewer than 3 sizes, or every score tied)"),
-                    "aside": f"membership TPR@1%FPR's Spearman: {'n/a' if tpr_rho is None else f'{tpr_rho:.2f}'}"})
+                    "aside": f"Spearman of the membership AUC (second axis): {_rho(auc_rho)}, of its TPR@1%FPR: {_rho(tpr_rho)}, "
+                             f"of the highest finding's level: {_rho(level_rho)}"})
     safe = [e for e in entries if (e["kind"] == "ladder" and e["n_train"] >= 10000) or e["kind"] == "control"]
     alarms = [f"{e['row']}: {a}" for e in safe for a in e["medium_or_above"]]
     out.append({"check": "findings at MEDIUM or above on models of >= 10,000 images and the DP model", "value": len(alarms),

@@ -52,9 +52,12 @@ def test_spearman_against_the_rank_formula_and_bars() -> None:
 def test_spearman_exactly_at_the_bar_passes() -> None:
     """One adjacent swap among five sizes: rho = 1 - 6*2/(5*24) = 0.9 exactly, which scipy returns as 0.8999999999999998."""
     sizes, scores = [50, 100, 500, 2000, 10000], [0.036, 0.023, 0.016, 0.006, 0.009]
-    by = {c["check"]: c for c in checks([_entry(f"mlp-{n}", "mlp", n, s) for n, s in zip(sizes, scores)])}
+    aucs = [0.95, 0.9, 0.7, 0.6, 0.5]  # the second axis, strictly falling with n: rho 1
+    entries = [{**_entry(f"mlp-{n}", "mlp", n, s), "membership_auc": a} for n, s, a in zip(sizes, scores, aucs)]
+    by = {c["check"]: c for c in checks(entries)}
     mono = by["Spearman(score, -log n) for mlp >= 0.9"]
     assert mono["value"] == 0.9 and mono["passed"] and mono["miss"] == 0.0
+    assert "membership AUC (second axis): 1.00" in mono["aside"]
 
 
 def test_scaled_logit_is_log_odds_of_the_label() -> None:
