@@ -82,7 +82,8 @@ class Target:
 TARGETS = (
     Target("plain-cnn-1000", "Unregularised CNN, 1,000 images", 1000, "clone", 60, 1000,
            ("default", "default, one global threshold", "RMIA, 2 reference models", "RMIA, 8 reference models",
-            "online LiRA, 8 shadow models", "online LiRA, 16 shadow models", "online LiRA, 8 shadow models, 4,000 non-members"), 2400.0),
+            "online LiRA, 8 shadow models", "online LiRA, 16 shadow models", "online LiRA, 8 shadow models, 4,000 non-members",
+            "online LiRA, 8 shadow models, shifted queries"), 2400.0),
     Target("zoo-cnn-1000", "Regularised CNN, 1,000 images", 1000, "auditor_membership.reference:cnn", 40, 1000,
            ("default", "RMIA, 2 reference models", "RMIA, 8 reference models")),
     Target("plain-cnn-10000", "Unregularised CNN, 10,000 images", 10000, "membership_targets:plain_cnn", 5, 2500,
@@ -102,7 +103,8 @@ def options_for(target: Target, setting: str) -> dict:
     if setting == "default, one global threshold":
         return {"per_class_thresholds": False}
     if setting.startswith("online LiRA, "):
-        return online_options(target, int(setting.split()[2]), 4000 if setting.endswith("4,000 non-members") else None)
+        shifted = {"query_augmentations": "shifts"} if setting.endswith("shifted queries") else {}   # 9 queries, 1-pixel shifts
+        return online_options(target, int(setting.split()[2]), 4000 if setting.endswith("4,000 non-members") else None) | shifted
     count = int(setting.split()[1])
     budget = {"reference_time_budget_s": target.ref_budget_s} if count > 2 and target.ref_budget_s else {}
     return {"reference_models": count, "reference_factory": target.factory, "reference_epochs": target.ref_epochs,

@@ -47,6 +47,11 @@ class MembershipConfig(AttackConfig):
     lira_variance: Literal["auto", "global", "per_example"] = Field("auto", description=(
         "Online LiRA's Gaussian spreads: one shared per side (global), each example's own (per_example), or auto: per "
         "example once every example has at least 32 IN and 32 OUT shadow models, global below that (as the paper)."))
+    query_augmentations: Literal["none", "shifts"] = Field("none", description=(
+        "Online LiRA's queries per image: none (the image only) or shifts (the image and its 8 translations by query_shift "
+        "pixels, zero padding; LiRA's augmented queries: target and shadows queried alike, one IN/OUT fit per query, log "
+        "likelihood ratios summed). Label-preserving for digits (no flips). Online mode only."))
+    query_shift: int = Field(1, ge=1, le=4, description="Pixels per shift of query_augmentations = shifts.")
     reference_factory: str | None = Field("clone", description=(
         "'clone' (the target's own architecture, every parameter re-initialised: torch and converted ONNX models), or "
         "module:function returning an untrained torch.nn.Module for (image_shape, num_classes); it receives the "
@@ -86,4 +91,7 @@ class MembershipConfig(AttackConfig):
             raise ValueError(f"reference_mode 'online' trains each shadow model on half the pool of scored images; "
                              f"reference_train_size must be unset, got {self.reference_train_size} (size the pool with "
                              "max_members and max_reference instead)")
+        if self.query_augmentations != "none" and self.reference_mode != "online":
+            raise ValueError(f"query_augmentations {self.query_augmentations!r} applies to online LiRA only; set "
+                             f"reference_mode = 'online' (got {self.reference_mode!r}) or query_augmentations = 'none'")
         return self

@@ -85,3 +85,24 @@ def online_scores(phi_target: np.ndarray, phi_shadow: np.ndarray, in_mask: np.nd
         return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd)   # the common -log √(2π) cancels in the ratio
 
     return log_density(phi_target, mu_in, sd_in) - log_density(phi_target, mu_out, sd_out), variance
+
+
+def online_scores_augmented(phi_target: np.ndarray, phi_shadow: np.ndarray, in_mask: np.ndarray,
+                            variance: str = "auto") -> tuple[np.ndarray, str]:
+    """Online LiRA with several queries per example (LiRA's augmented queries, diagonal covariance).
+
+    ``phi_target[i, a]``: example ``i``'s scaled logit under the target and query (augmentation) ``a``;
+    ``phi_shadow[i, k, a]``: under shadow model ``k``. Each query gets its own IN and OUT Gaussians (as
+    :func:`online_scores`), and the queries are treated as independent: the score is the sum over queries of the
+    per-query log likelihood ratios. With one query it is :func:`online_scores`.
+    """
+    phi_target = np.asarray(phi_target, dtype=np.float64)
+    phi_shadow = np.asarray(phi_shadow, dtype=np.float64)
+    if phi_target.ndim != 2 or phi_shadow.ndim != 3 or phi_shadow.shape[::2] != phi_target.shape:
+        raise ValueError(f"expected target scaled logits [examples, queries] and shadow ones [examples, models, queries], got "
+                         f"{list(phi_target.shape)} and {list(phi_shadow.shape)}")
+    total, mode = np.zeros(len(phi_target)), variance
+    for a in range(phi_target.shape[1]):
+        part, mode = online_scores(phi_target[:, a], phi_shadow[:, :, a], in_mask, variance)
+        total += part
+    return total, mode

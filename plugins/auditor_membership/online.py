@@ -13,7 +13,9 @@ their FPR on the held-out part (which measures it), as offline.
 
 Scores: ``lira`` becomes online LiRA's log likelihood ratio (:func:`auditor_membership.lira.online_scores`), and
 ``rmia`` uses ``Pr(x)`` = the mean of ``p_y`` over all shadow models, IN and OUT (the paper's online form, no
-offline correction ``a``).
+offline correction ``a``). With ``query_augmentations = "shifts"`` the target and every shadow model are also queried on
+shifted copies of each image (:mod:`auditor_membership.augment`) and ``lira`` sums the per-query log likelihood ratios;
+``rmia`` keeps the unshifted query.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from auditor_membership import lira, rmia
+from auditor_membership import augment, lira, rmia
 from auditor_membership.reference import reference_scaled_logits, resolve_factory, train_reference_models
 
 if TYPE_CHECKING:
@@ -48,9 +50,16 @@ def add_online_scores(model: Classifier, images: dict[str, torch.Tensor], labels
         target_loss=target_loss, weight_decay=cfg.reference_weight_decay, whole_halves=True)
     if not nets:
         return [f"Online LiRA: no shadow model finished within {cfg.reference_time_budget_s:g} s; no lira score."], 0, None
-    phi = reference_scaled_logits(nets, pool_x, pool_y, cfg.batch_size)
-    phi_target = np.concatenate([scores[s]["scaled_logit"] for s in SETS])
-    lr, variance = lira.online_scores(phi_target, phi, in_mask, cfg.lira_variance)
+    shifts = augment.offsets(cfg.query_augmentations, cfg.query_shift)
+    if len(shifts) == 1:
+        phi = reference_scaled_logits(nets, pool_x, pool_y, cfg.batch_size)
+        phi_target = np.concatenate([scores[s]["scaled_logit"] for s in SETS])
+        lr, variance = lira.online_scores(phi_target, phi, in_mask, cfg.lira_variance)
+    else:   # the same fixed shifts for the target and every shadow model; one IN/OUT fit per shift, log LRs summed
+        phi_all = augment.shadow_scaled_logits(nets, pool_x, pool_y, shifts, cfg.batch_size)
+        phi_target = augment.target_scaled_logits(model, pool_x, pool_y, shifts, cfg.batch_size)
+        lr, variance = lira.online_scores_augmented(phi_target, phi_all, in_mask, cfg.lira_variance)
+        phi = phi_all[:, :, 0]   # the unshifted query (RMIA's Pr(x))
     log_marginal = rmia.log_mean_probability(-np.logaddexp(0.0, -phi))  # log mean_k p_y, p_y = 1 / (1 + e^-φ)
     bounds = np.cumsum([0, *sizes])
     out = {}
@@ -63,7 +72,9 @@ def add_online_scores(model: Classifier, images: dict[str, torch.Tensor], labels
              f"of {len(pool_y)} images ({sizes[0]} members, {sizes[1]} calibration and {sizes[2]} held-out non-members, treated "
              f"alike), {int(in_mask[:, 0].sum())}–{int(in_mask[:, 1].sum())} images each, so every image is IN for "
              f"{len(nets) // 2} of them; each trained {goal}{cfg.reference_epochs} epochs (epochs / final mean training loss / "
-             f"time: {fits}). lira = log N(φ; μ_in, σ_in²) − log N(φ; μ_out, σ_out²), {variance.replace('_', '-')} variances.",
+             f"time: {fits}). lira = log N(φ; μ_in, σ_in²) − log N(φ; μ_out, σ_out²), {variance.replace('_', '-')} variances"
+             + (f", summed over {len(shifts)} queries per image (the image and its shifts by {cfg.query_shift} pixel(s), "
+                "zero padding; one IN/OUT fit per query; target and shadows queried alike)." if len(shifts) > 1 else "."),
              "RMIA online: Pr(x) = mean p_y over all shadow models, IN and OUT "
              f"(γ = {cfg.rmia_gamma:g}; the offline constant a does not apply)."]
     return notes, len(nets), out
