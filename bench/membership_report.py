@@ -17,7 +17,7 @@ def checks(rows: list[dict]) -> dict:
             out[f"overfitted1000_tpr1pct_ci_low_above_2x_fpr[{setting}]"] = (r["tpr_at_1pct_fpr_ci_low"] or 0) > 0.02
             out[f"overfitted1000_high[{setting}]"] = r["severity"] == "high"
     for small, large in (("plain-cnn-1000", "plain-cnn-10000"), ("zoo-cnn-1000", "zoo-cnn-10000")):
-        for setting in ("default", "RMIA, 2 reference models", "online LiRA, 8 shadow models"):
+        for setting in ("default", "RMIA, 2 reference models", "online LiRA, 8 shadow models", "online LiRA, 8 shadow models, shifted queries"):
             a, b = by.get((small, setting)), by.get((large, setting))
             if a and b:
                 out[f"{large}_lower[{setting}]"] = b["auc"] < a["auc"] and (b["tpr_at_1pct_fpr"] or 0) <= (a["tpr_at_1pct_fpr"] or 0)
@@ -109,6 +109,9 @@ def render(payload: dict, heading: bool = True) -> str:
                   "each; the *4,000 non-members* row: a pool of 5,000, 2,500 images each), members and non-members alike, so every "
                   "scored image is IN for half of them; `lira` (online LiRA's likelihood ratio, global variances) is primary and `rmia` "
                   "uses all k models; the thresholds still come from the calibration non-members and the FPR from the held-out ones. "
+                  "*shifted queries* (`query_augmentations = \"shifts\"`): the target and every shadow model are also queried on the "
+                  "8 one-pixel translations of each image (zero padding), with one IN/OUT Gaussian fit per query and the 9 log "
+                  "likelihood ratios summed (`rmia` keeps the unshifted query). "
                   "Reference-model training time is included in the plugin time; *load*: the machine's 1-minute load average "
                   "when the row started (2 cores, shared; the earliest rows did not record it). †: measured before every scored example used "
                   "one OUT model per pair (it averaged all OUT models, which made the calibration scores noisier than the "
