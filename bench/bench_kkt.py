@@ -134,6 +134,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where targets train and attacks run")
     p.add_argument("--no-docs", action="store_true", help="print the section only (run_all.py writes the document)")
     args = p.parse_args()
+    if args.kkt_options and not args.variant:
+        p.error("--kkt-options needs a --variant label: entries are keyed by it, and a default row must hold default options")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     budget = args.budget or (60.0 if args.quick else 1200.0)
     names = args.rows.split(",") if args.rows else (["mnist-mlp-100", "control-mnist-mlp-2000"] if args.quick else [r.name for r in ROWS])

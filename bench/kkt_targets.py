@@ -114,7 +114,7 @@ def train_paper(net: nn.Module, x: torch.Tensor, y: torch.Tensor, cap_s: float, 
             for p, g in zip(params, grads):
                 p.sub_(lr * g)
         steps += 1
-        if not wd and float(loss) < 1e-9:
+        if not wd and loss.item() < 1e-9:
             break
     return {"train_loss": float(loss), "train_steps": steps, "train_seconds": round(time.monotonic() - start, 1)}
 
