@@ -72,11 +72,12 @@ def summarise(result) -> dict[str, Any]:
 
 
 def scaled_logits(model, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """LiRA's statistic log p_y - log sum_{j != y} p_j, from the model's logits."""
+    """LiRA's statistic log p_y - log sum_{j != y} p_j, from the model's logits (the membership plugin's own function)."""
+    from auditor_membership.signals import log_odds
+
     with torch.no_grad():
-        logp = torch.log_softmax(torch.cat([model.logits(images[i:i + 512]) for i in range(0, len(images), 512)]).double(), 1)
-    others = logp.scatter(1, labels[:, None], -float("inf"))
-    return logp.gather(1, labels[:, None])[:, 0] - torch.logsumexp(others, 1)
+        logits = torch.cat([model.logits(images[i:i + 512]) for i in range(0, len(images), 512)]).double()
+    return torch.from_numpy(log_odds(logits.numpy(), labels.numpy()))
 
 
 def canary_diagnostics(model, data, report, canaries: list[int]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ a candidate of the same label lands on, by direction (a bias-free net fixes its 
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -83,13 +84,12 @@ def true_points_fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[f
 
 def attack(net: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int):
     """The plugin on a classifier whose pixels [0, 1] map to the points' space [-1, 1]."""
-    model = from_module(net.float(), num_classes=2, input_shape=(1, 1, D), mean=(0.5,), std=(0.5,))
+    model = from_module(copy.deepcopy(net).float(), num_classes=2, input_shape=(1, 1, D), mean=(0.5,), std=(0.5,))
     members = LabeledImages(((x.float() + 1) / 2).view(N, 1, 1, D), y, "tiny")
     cfg = KktConfig(candidates_per_class=N // 2, restarts=RESTARTS, steps=RESTARTS * 1600, seconds=1e5, alpha_schedule=(5, 20, 80, 320),
                     lambda_min=0.0, lr_x=0.1, lr_lambda=0.3, float64="all", output="exact", init_scale=0.2)
     out = auditor_kkt.KktReconstruction(cfg).run(model, AuditData(members, None, 2, ("a", "b")),
                                                  RunContext(device=torch.device("cpu"), seed=seed, show_progress=False))
-    net.double()
     return out
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,17 @@
 The likelihood ratio against ``scipy.stats.norm`` on constructed numbers; the whole online path (pool, halves,
 shadow scaled logits, split back into the three sets) against shadow models retrained here with the same seeds and
 scored with a plain forward pass, ``scipy.stats.norm`` and scikit-learn's AUC; then tiny models where members are
-separable (memorised noise) and where they are not (AUC about 0.5).
+separable (memorised noise) and where they are not (AUC about 0.5). Augmented queries (``query_augmentations =
+"shifts"``): the shifts against ``numpy.pad`` and slicing, the summed likelihood ratio against ``scipy.stats.norm``
+per query, summed by hand, and the online path with shifted queries against shadow models retrained here and
+queried on numpy-shifted images.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
@@ -17,7 +21,7 @@ from auditor.core.attack import RunContext
 from auditor.core.results import AttackResult, Severity
 from auditor.data.sets import AuditData, LabeledImages
 from auditor.models.model import from_module
-from auditor_membership import MembershipConfig, MembershipInference, lira
+from auditor_membership import MembershipConfig, MembershipInference, augment, lira
 from auditor_membership.metrics import auc
 from auditor_membership.signals import all_scores
 
@@ -32,6 +36,29 @@ def _pairs_mask(n: int, pairs: int, rng: np.random.Generator) -> np.ndarray:
         side = rng.random(n) < 0.5
         mask[:, 2 * p], mask[:, 2 * p + 1] = side, ~side
     return mask
+
+
+def _noise_set(n: int, seed: int, side: int = 12, classes: int = 3) -> LabeledImages:
+    g = torch.Generator().manual_seed(seed)
+    return LabeledImages(torch.rand((n, 1, side, side), generator=g), torch.randint(0, classes, (n,), generator=g), f"noise:{seed}")
+
+
+def _log_p(f, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """log p_y of ``f``'s softmax, by a plain forward pass."""
+    with torch.no_grad():
+        return torch.log_softmax(f(x).double(), 1)[torch.arange(len(y)), y].numpy()
+
+
+def _phi(log_p: np.ndarray) -> np.ndarray:
+    return log_p - np.log1p(-np.exp(log_p))
+
+
+def _lira_global_by_hand(phi_t: np.ndarray, phi: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """log N(φ_t; μ_in, σ_in²) - log N(φ_t; μ_out, σ_out²), one σ per side pooled from each example's own deviations."""
+    dev = {side: [phi[i, m[i]] - phi[i, m[i]].mean() for i in range(len(phi))] for side, m in (("in", mask), ("out", ~mask))}
+    sd = {side: np.sqrt(sum(float(np.square(d).sum()) for d in dev[side]) / sum(len(d) - 1 for d in dev[side])) for side in dev}
+    return np.array([norm.logpdf(phi_t[i], phi[i, mask[i]].mean(), sd["in"]) - norm.logpdf(phi_t[i], phi[i, ~mask[i]].mean(), sd["out"])
+                     for i in range(len(phi))])
 
 
 def test_online_lira_matches_the_gaussian_likelihood_ratio():
@@ -59,11 +86,6 @@ def test_online_lira_matches_the_gaussian_likelihood_ratio():
         lira.online_scores(target, phi, np.ones_like(mask))
     with pytest.raises(ValueError, match="at least two"):
         lira.online_scores(target, phi[:, :2], mask[:, :2], "per_example")
-
-
-def _noise_set(n: int, seed: int, classes: int = 3) -> LabeledImages:
-    g = torch.Generator().manual_seed(seed)
-    return LabeledImages(torch.rand((n, 1, 12, 12), generator=g), torch.randint(0, classes, (n,), generator=g), f"noise:{seed}")
 
 
 def _net() -> torch.nn.Module:
@@ -112,14 +134,8 @@ def test_online_path_matches_shadow_models_retrained_and_scored_independently(me
     nets, mask, _ = train_reference_models(model, clone_factory(model), pool_x, pool_y, 4, epochs=5, lr=3e-3, batch_size=32,
                                            budget_s=60, ctx=CTX, target_loss=target_loss, whole_halves=True)
     assert (mask.sum(axis=1) == 2).all() and (mask[:, 0] ^ mask[:, 1]).all()       # IN for exactly one model of each pair
-    with torch.no_grad():
-        logp = torch.stack([torch.log_softmax(net(pool_x).double(), 1)[torch.arange(len(pool_y)), pool_y] for net in nets], 1).numpy()
-        target_logp = torch.log_softmax(model.logits(pool_x).double(), 1)[torch.arange(len(pool_y)), pool_y].numpy()
-    phi, phi_t = logp - np.log1p(-np.exp(logp)), target_logp - np.log1p(-np.exp(target_logp))
-    dev = {side: [phi[i, m[i]] - phi[i, m[i]].mean() for i in range(len(phi))] for side, m in (("in", mask), ("out", ~mask))}
-    sd = {side: np.sqrt(sum(float(np.square(d).sum()) for d in dev[side]) / sum(len(d) - 1 for d in dev[side])) for side in dev}
-    want = np.array([norm.logpdf(phi_t[i], phi[i, mask[i]].mean(), sd["in"]) - norm.logpdf(phi_t[i], phi[i, ~mask[i]].mean(), sd["out"])
-                     for i in range(len(phi))])
+    logp = np.stack([_log_p(net, pool_x, pool_y) for net in nets], 1)
+    want = _lira_global_by_hand(_phi(_log_p(model.logits, pool_x, pool_y)), _phi(logp), mask)
     got = np.concatenate([scores[s]["lira"] for s in sets])
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.concatenate([log_marginal[s] for s in sets]), np.log(np.exp(logp).mean(axis=1)), rtol=1e-9)
@@ -146,10 +162,101 @@ def test_online_lira_finds_nothing_where_members_were_never_trained_on(memorised
 
 
 def test_online_mode_is_validated():
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError, match="needs shadow models"):
         MembershipConfig(reference_mode="online")
     with pytest.raises(ValidationError, match="reference_train_size must be unset"):
         MembershipConfig(reference_mode="online", reference_models=4, reference_train_size=100)
     assert MembershipConfig().reference_mode == "offline" and MembershipConfig().reference_models == 0
+
+
+def _np_shift(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Move right by dx and down by dy with zeros entering: crop a zero-padded copy."""
+    s = max(abs(dx), abs(dy))
+    h, w = images.shape[-2:]
+    padded = np.pad(images, ((0, 0), (0, 0), (s, s), (s, s)))
+    return padded[..., s - dy:s - dy + h, s - dx:s - dx + w]
+
+
+def test_shifts_are_the_identity_and_eight_zero_padded_translations():
+    assert augment.offsets("none") == [(0, 0)]
+    shifts = augment.offsets("shifts", 2)
+    assert shifts[0] == (0, 0) and len(set(shifts)) == 9 and {abs(v) for s in shifts for v in s} == {0, 2}
+    images = torch.rand((3, 2, 7, 9), generator=torch.Generator().manual_seed(1))
+    for dx, dy in shifts:
+        np.testing.assert_array_equal(augment.translate(images, dx, dy).numpy(), _np_shift(images.numpy(), dx, dy))
+    moved = augment.translate(images, 1, 0).numpy()
+    assert (moved[..., 0] == 0).all() and np.array_equal(moved[..., 1:], images.numpy()[..., :-1])   # one column right
+    with pytest.raises(ValueError, match="'none' or 'shifts'"):
+        augment.offsets("flips")
+    with pytest.raises(ValueError, match="leaves nothing"):
+        augment.translate(images, 9, 0)
+
+
+def test_augmented_lira_is_the_sum_of_per_query_gaussian_ratios():
+    rng = np.random.default_rng(5)
+    n, pairs, queries = 5, 3, 3
+    mask = _pairs_mask(n, pairs, rng)
+    phi = rng.normal(0, 1.5, (n, 2 * pairs, queries)) + 3.0 * mask[:, :, None] + np.arange(queries)   # each query its own level
+    target = rng.normal(1, 2, (n, queries))
+    for variance in ("global", "per_example"):
+        got, mode = lira.online_scores_augmented(target, phi, mask, variance)
+        assert mode == variance
+        for i in range(n):
+            want = 0.0
+            for a in range(queries):
+                if variance == "per_example":
+                    sd_in, sd_out = phi[i, mask[i], a].std(ddof=1), phi[i, ~mask[i], a].std(ddof=1)
+                else:   # one spread per side and query, pooled over examples from each example's own mean
+                    sd_in = np.sqrt(sum(np.square(phi[j, mask[j], a] - phi[j, mask[j], a].mean()).sum() for j in range(n))
+                                    / sum(mask[j].sum() - 1 for j in range(n)))
+                    sd_out = np.sqrt(sum(np.square(phi[j, ~mask[j], a] - phi[j, ~mask[j], a].mean()).sum() for j in range(n))
+                                     / sum((~mask[j]).sum() - 1 for j in range(n)))
+                want += (norm.logpdf(target[i, a], phi[i, mask[i], a].mean(), sd_in)
+                         - norm.logpdf(target[i, a], phi[i, ~mask[i], a].mean(), sd_out))
+            assert got[i] == pytest.approx(want, rel=1e-10)
+    with pytest.raises(ValueError, match="examples, queries"):
+        lira.online_scores_augmented(target[:, :2], phi, mask)
+
+
+def test_query_augmentations_are_online_only_and_off_by_default():
+    assert MembershipConfig().query_augmentations == "none"
+    with pytest.raises(ValidationError, match="online LiRA only"):
+        MembershipConfig(query_augmentations="shifts", reference_models=2)
+    cfg = MembershipConfig(reference_mode="online", reference_models=2, query_augmentations="shifts")
+    assert augment.offsets(cfg.query_augmentations, cfg.query_shift)[1:] and cfg.query_shift == 1
+
+
+def test_online_path_with_shifted_queries_matches_an_independent_computation():
+    from auditor_membership.online import add_online_scores
+    from auditor_membership.reference import clone_factory, train_reference_models
+
+    members, reference = _noise_set(30, 20, side=10), _noise_set(40, 21, side=10)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(400, 3))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(net(members.images), members.labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model = from_module(net.eval(), num_classes=3, input_shape=(1, 10, 10), source="python:cnn")
+    images = {"members": members.images, "calibration": reference.images[:20], "held_out": reference.images[20:]}
+    labels = {"members": members.labels, "calibration": reference.labels[:20], "held_out": reference.labels[20:]}
+    with torch.no_grad():
+        scores = {s: all_scores(model.logits(images[s]).double().numpy(), labels[s].numpy()) for s in images}
+    options = {"reference_mode": "online", "reference_models": 4, "reference_factory": "clone", "reference_epochs": 5,
+               "reference_lr": 3e-3, "reference_batch_size": 16, "query_augmentations": "shifts"}
+    notes, count, _ = add_online_scores(model, images, labels, scores, MembershipConfig(**options), CTX)
+    assert count == 4 and "summed over 9 queries" in notes[0]
+    pool_x, pool_y = torch.cat(list(images.values())), torch.cat(list(labels.values()))
+    target_loss = float(torch.nn.functional.cross_entropy(model.logits(members.images).double(), members.labels))
+    nets, mask, _ = train_reference_models(model, clone_factory(model), pool_x, pool_y, 4, epochs=5, lr=3e-3, batch_size=16,
+                                           budget_s=60, ctx=CTX, target_loss=target_loss, whole_halves=True)
+
+    want = np.zeros(len(pool_y))
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            moved = torch.from_numpy(np.ascontiguousarray(_np_shift(pool_x.numpy(), dx, dy)))
+            phi = np.stack([_phi(_log_p(n, moved, pool_y)) for n in nets], 1)
+            want += _lira_global_by_hand(_phi(_log_p(model.logits, moved, pool_y)), phi, mask)
+    np.testing.assert_allclose(np.concatenate([scores[s]["lira"] for s in images]), want, rtol=1e-6, atol=1e-6)
