@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 import torch  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
 from common import table, write_json  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
-from verdict_audit import audit_row, builtin_attacks  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
+from verdict_audit import audit_row, builtin_attacks, refresh_scores  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
 from verdict_checks import checks, render  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
 from verdict_ladder import FULL, QUICK  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
 
@@ -34,12 +34,15 @@ log = logging.getLogger("bench.verdict")
 RESULTS = HERE / "results" / "verdict.json"
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 START, END = "<!-- bench_verdict:start -->", "<!-- bench_verdict:end -->"
-COLUMNS = ["row", "n_train", "test_accuracy", "score", "score_attack", "distinct_members", "membership_tpr_at_1pct_fpr", "highest",
+COLUMNS = ["row", "n_train", "test_accuracy", "score", "distinct_members", "membership_auc", "reconstruction_score", "score_attack",
+           "membership_tpr_at_1pct_fpr", "highest",
            "fails_gate", "audit_seconds"]
 
 
 def load() -> dict:
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"entries": []}
+    """The results file, each row's derived scores recomputed (so that a change of the score's definition reaches every row)."""
+    payload = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"entries": []}
+    return payload | {"entries": [refresh_scores(e) for e in payload["entries"]]}
 
 
 def save(payload: dict) -> None:
@@ -66,7 +69,7 @@ def main() -> None:
     p.add_argument("--rows", help="comma-separated row names (default: the whole ladder of the profile)")
     p.add_argument("--force", action="store_true", help="redo finished rows")
     p.add_argument("--workers", type=int, default=1, help="rows audited at a time (> 1: Ray tasks via run_cells)")
-    p.add_argument("--docs", action="store_true", help="only regenerate the docs section from the JSON")
+    p.add_argument("--docs", action="store_true", help="only recompute the derived scores in the JSON and regenerate the docs section")
     p.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -109,12 +112,14 @@ def main() -> None:
             entry = {**outcome.value, "profile": profile}
             mine[(entry["row"], profile)] = entry
             merge_save()
-            log.info("%s: score %s (%s), highest %s, %s; %.0f s", entry["row"], entry["score"], entry["score_attack"], entry["highest"],
-                     entry["verdict"], entry["audit_seconds"])
+            log.info("%s: score %s (%s distinct members, membership AUC %s), highest %s, %s; %.0f s", entry["row"], entry["score"],
+                     entry["distinct_members"], entry["membership_auc"], entry["highest"], entry["verdict"], entry["audit_seconds"])
 
         run_cells(cells, workers=args.workers, on_done=done_one, local_cpus=float(args.workers * threads) if args.workers > 1 else None)
         merge_save()
-        payload = load()
+    else:
+        save(payload)   # the derived scores, recomputed by load()
+    payload = load()
     entries = [e for e in payload["entries"] if e["profile"] == profile]
     if entries:
         print(table(entries, COLUMNS))

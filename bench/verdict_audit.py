@@ -1,15 +1,17 @@
 """One ladder row of bench_verdict.py: train or load the model, audit it through the core, summarise.
 
-The **leakage score** (docs/benchmarks.md, "verdict" section) is computed here and nowhere else. For each
-attack whose reconstructions the core scored::
+The **leakage score** (docs/benchmarks.md, "verdict" section) is computed here and nowhere else
+(:func:`leakage_score`), from a row's stored attack summaries, so that every row is scored the same way::
 
-    score(attack) = D + clip(G, -0.49, 0.49)
+    score = D + A,    A = clip(2 * AUC - 1, 0, 0.99)
 
-with ``D`` the distinct members recovered as likely copies (the core's calibrated copy rule) and ``G`` the
-null-centred gap (the reconstructions' member-minus-non-member gap minus the one held-out real non-members
-reach through the same pipeline). A model's score is the largest over its attacks: distinct members first,
-the gap breaks ties and orders models with none. Membership inference's TPR at 1% FPR is reported beside it
-as a second axis, not mixed in.
+with ``D`` the most distinct members any reconstruction attack recovered as likely copies (the core's calibrated
+copy rule) and ``AUC`` the membership plugin's AUC on held-out non-members (its primary score, declared before
+the run). A recovered training image outranks any membership signal; among models with none, the membership
+advantage orders them. The per-attack **reconstruction score** ``D + clip(G, -0.49, 0.49)`` (``G``: the
+null-centred gap, the reconstructions' member-minus-non-member gap minus the one held-out real non-members reach
+through the same pipeline) is kept beside it: it was the score of the first full ladder, where the gaps of the
+models of 2,000 images and more (0.003-0.014, intervals of about +-0.01) could not order them.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 log = logging.getLogger("bench.verdict")
 GAP_CLIP = 0.49
+ADVANTAGE_CAP = 0.99   # below 1: one recovered member outranks any membership advantage
 # --quick: smaller budgets, set only where the installed attack has the option (a new plugin runs at its defaults)
 QUICK_OPTIONS: dict[str, dict[str, Any]] = {
     "tldr": {"inversion_seconds": 12.0, "reconstruction_seconds": 20.0},
@@ -44,11 +47,31 @@ def builtin_attacks() -> list[str]:
 
 
 def attack_score(scores) -> float | None:
-    """``D + clip(G, ±0.49)`` for one attack's core scores (None: the attack handed no reconstructions to score)."""
+    """The reconstruction score ``D + clip(G, ±0.49)`` for one attack's core scores (None: the attack handed no reconstructions to score)."""
     if scores is None or not scores.samples:
         return None
     gap = 0.0 if scores.gap is None else max(-GAP_CLIP, min(GAP_CLIP, float(scores.gap)))
     return float(scores.distinct_members_recovered or 0) + gap
+
+
+def leakage_score(entry: dict[str, Any]) -> float | None:
+    """``D + clip(2 AUC - 1, 0, 0.99)`` for one ladder row (None: no reconstruction was scored and membership did not run)."""
+    recovered = [a.get("distinct_members") or 0 for a in entry["attacks"].values() if a.get("reconstructions") is not None]
+    auc = entry.get("membership_auc")
+    if not recovered and auc is None:
+        return None
+    advantage = 0.0 if auc is None else min(ADVANTAGE_CAP, max(0.0, 2.0 * float(auc) - 1.0))
+    return float(max(recovered, default=0)) + advantage
+
+
+def refresh_scores(entry: dict[str, Any]) -> dict[str, Any]:
+    """The row with its derived fields recomputed from its attack summaries: the leakage score, the best reconstruction
+    score and its attack, and that attack's distinct members."""
+    scored = {k: v["score"] for k, v in entry["attacks"].items() if v.get("score") is not None}
+    best = max(scored, key=scored.get) if scored else None
+    out = {**entry, "reconstruction_score": scored[best] if best else None, "score_attack": best,
+           "distinct_members": entry["attacks"][best]["distinct_members"] if best else None}
+    return out | {"score": leakage_score(out)}
 
 
 def summarise(result) -> dict[str, Any]:
@@ -124,20 +147,16 @@ def audit_row(payload: dict[str, Any]) -> dict[str, Any]:
     report = run_audit(config, pm, model=model, data=data)
     seconds = round(time.monotonic() - start, 1)
     attacks = {r.attack: summarise(r) for r in report.results}
-    scored = {k: v["score"] for k, v in attacks.items() if v.get("score") is not None}
-    best = max(scored, key=scored.get) if scored else None
     membership = next((v for v in attacks.values() if "tpr_at_1pct_fpr" in v), None)
     top = report.highest_severity()
-    return {"row": row.name, "arch": row.arch, "n_train": row.n, "kind": row.kind, "recipe": row.recipe,
-            "quick": payload["quick"], "attacks_run": payload["attacks"], "options": options, **facts,
-            "preflight_passed": report.preflight.passed if report.preflight else None,
-            "members": len(data.members), "reference": len(data.reference), "attacks": attacks,
-            "score": scored[best] if best else None, "score_attack": best,
-            "distinct_members": attacks[best]["distinct_members"] if best else None,
-            "membership_tpr_at_1pct_fpr": membership["tpr_at_1pct_fpr"] if membership else None,
-            "membership_auc": membership.get("auc") if membership else None,
-            "highest": top.value if top else None, "exit_code": report.exit_code, "gate": report.fail_on.value if report.fail_on else None,
-            "fails_gate": report.exit_code == 1, "verdict": report.verdict,
-            "medium_or_above": [f"{f.attack}: {f.severity.value}: {f.title}" for f in report.findings if f.severity.rank >= 2],
-            "audit_seconds": seconds, "threads": torch.get_num_threads(),
-            **({"canary": canary_diagnostics(model, data, report, facts["canary_members"])} if "canary_members" in facts else {})}
+    return refresh_scores({"row": row.name, "arch": row.arch, "n_train": row.n, "kind": row.kind, "recipe": row.recipe,
+                "quick": payload["quick"], "attacks_run": payload["attacks"], "options": options, **facts,
+                "preflight_passed": report.preflight.passed if report.preflight else None,
+                "members": len(data.members), "reference": len(data.reference), "attacks": attacks,
+                "membership_tpr_at_1pct_fpr": membership["tpr_at_1pct_fpr"] if membership else None,
+                "membership_auc": membership.get("auc") if membership else None,
+                "highest": top.value if top else None, "exit_code": report.exit_code, "gate": report.fail_on.value if report.fail_on else None,
+                "fails_gate": report.exit_code == 1, "verdict": report.verdict,
+                "medium_or_above": [f"{f.attack}: {f.severity.value}: {f.title}" for f in report.findings if f.severity.rank >= 2],
+                "audit_seconds": seconds, "threads": torch.get_num_threads(),
+                **({"canary": canary_diagnostics(model, data, report, facts["canary_members"])} if "canary_members" in facts else {})})

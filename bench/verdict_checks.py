@@ -33,14 +33,16 @@ def checks(entries: list[dict]) -> list[dict[str, Any]]:
         rows = [e for e in entries if e["kind"] == "ladder" and e["arch"] == arch]
         rho = _spearman(rows, "score")
         tpr_rho = _spearman(rows, "membership_tpr_at_1pct_fpr")
+        recon_rho = _spearman(rows, "reconstruction_score")
         auc_rho = _spearman(rows, "membership_auc")
         level_rho = _spearman([{**e, "level": SEVERITY_RANK.get(e["highest"] or "none", 0)} for e in rows], "level")
         sizes = ", ".join(f"{e['n_train']:,}" for e in sorted(rows, key=lambda e: e["n_train"]))
         out.append({"check": f"Spearman(score, -log n) for {arch} >= {RHO_BAR}", "value": rho, "target": RHO_BAR,
                     "passed": rho is not None and rho >= RHO_BAR, "miss": None if rho is None else max(0.0, RHO_BAR - rho),
                     "covers": f"sizes {sizes}" + ("" if rho is not None else " (fewer than 3 sizes, or every score tied)"),
-                    "aside": f"Spearman of the membership AUC (second axis): {_rho(auc_rho)}, of its TPR@1%FPR: {_rho(tpr_rho)}, "
-                             f"of the highest finding's level: {_rho(level_rho)}"})
+                    "aside": f"Spearman of the reconstruction score alone (the first ladder's score): {_rho(recon_rho)}, of the "
+                             f"membership AUC: {_rho(auc_rho)}, of its TPR@1%FPR: {_rho(tpr_rho)}, of the highest finding's level: "
+                             f"{_rho(level_rho)}"})
     safe = [e for e in entries if (e["kind"] == "ladder" and e["n_train"] >= 10000) or e["kind"] == "control"]
     alarms = [f"{e['row']}: {a}" for e in safe for a in e["medium_or_above"]]
     out.append({"check": "findings at MEDIUM or above on models of >= 10,000 images and the DP model", "value": len(alarms),
@@ -100,19 +102,21 @@ def render(payload: dict, profile: str, start: str, end: str, heading: bool = Tr
              f"`{cmd}` (generated from bench/results/verdict.json, {payload.get('created', '')}; "
              f"{'quick budgets' if profile == 'quick' else 'each attack at its default budget'}; torch threads per audit: "
              f"{entries[0].get('threads')}). Members: each model's exact training set; reference: the 10,000 MNIST test images.", "",
-             "**Leakage score** (defined once, `bench/verdict_audit.py`): for each attack whose reconstructions the core scores, "
-             "`D + clip(G, ±0.49)`, where `D` is the number of distinct members recovered as likely copies (the calibrated copy "
-             "rule at α = 1%) and `G` the null-centred gap (reconstructions' member-minus-non-member gap minus the gap held-out "
-             "real non-members reach through the same pipeline). A model's score is the largest over its attacks. Membership "
-             "inference's TPR at 1% FPR is a second axis, not part of the score. Cells: `score (m = distinct members; highest "
-             "finding)`; other attacks: their highest finding.", "",
-             "| model | n | train / test acc | " + " | ".join(attacks) + " | score | membership TPR@1% | highest | gate | audit s | train s |",
+             "**Leakage score** (defined once, `bench/verdict_audit.py`, recomputed for every row from its stored attack "
+             "summaries): `D + clip(2·AUC − 1, 0, 0.99)`, where `D` is the most distinct members any reconstruction attack "
+             "recovered as likely copies (the calibrated copy rule at α = 1%) and `AUC` the membership plugin's AUC on held-out "
+             "non-members. A recovered training image outranks any membership signal; among models with none, the membership "
+             "advantage orders them. Attack cells show the per-attack **reconstruction score** `D + clip(G, ±0.49)` (`G`: the "
+             "null-centred gap, the reconstructions' member-minus-non-member gap minus the gap held-out real non-members reach "
+             "through the same pipeline) as `score (m = distinct members; highest finding)`; it was the score of the first full "
+             "ladder and is checked beside the leakage score below. Other attacks: their highest finding.", "",
+             "| model | n | train / test acc | " + " | ".join(attacks) + " | leakage score | membership AUC / TPR@1% | highest | gate | audit s | train s |",
              "|---|---|---|" + "---|" * len(attacks) + "---|---|---|---|---|---|"]
     for e in sorted(entries, key=lambda e: (e["kind"] != "ladder", e["arch"], e["n_train"], e["row"])):
-        tpr = e.get("membership_tpr_at_1pct_fpr")
+        tpr, auc = e.get("membership_tpr_at_1pct_fpr"), e.get("membership_auc")
         cells = " | ".join(_attack_cell(e["attacks"].get(a)) for a in attacks)
         lines.append(f"| {e['row']} | {e['n_train']:,} | {e['train_accuracy']:.3f} / {e['test_accuracy']:.3f} | {cells} | "
-                     f"{_score(e['score'])} | {'–' if tpr is None else f'{tpr:.1%}'} | **{e['highest'] or 'none'}** | "
+                     f"{_score(e['score'])} | {'–' if auc is None else f'{auc:.3f}'} / {'–' if tpr is None else f'{tpr:.1%}'} | **{e['highest'] or 'none'}** | "
                      f"{'fails' if e['fails_gate'] else 'passes'} | {e['audit_seconds']:.0f} | {_s(e.get('train_seconds'))} |")
     lines += ["", "| check (summary, from the JSON) | value | target | result | missed by | covers |", "|---|---|---|---|---|---|"]
     for c in checks(entries):

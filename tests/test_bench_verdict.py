@@ -9,7 +9,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from verdict_audit import attack_score
+from verdict_audit import attack_score, leakage_score, refresh_scores
 from verdict_checks import checks
 
 from auditor.core.results import SampleScore, Scores
@@ -28,6 +28,23 @@ def test_score_is_distinct_members_plus_clipped_gap() -> None:
     assert attack_score(Scores(calibrated=True, samples=samples, distinct_members_recovered=0, gap=-0.9)) == pytest.approx(-0.49)
     assert attack_score(Scores(calibrated=True, samples=samples, distinct_members_recovered=None, gap=None)) == 0.0
     assert attack_score(Scores(calibrated=True)) is None  # nothing scored: no score, not zero
+
+
+def test_leakage_score_is_recovered_members_then_membership_advantage() -> None:
+    """score = max distinct members over the scored attacks + clip(2 AUC - 1, 0, 0.99), by hand on constructed rows."""
+    def row(recovered: dict[str, int | None], auc: float | None) -> dict:
+        attacks = {a: {"reconstructions": 10, "distinct_members": d, "score": (d or 0) + 0.01} for a, d in recovered.items()}
+        return {"attacks": attacks | {"shortcut": {"highest": "low"}}, "membership_auc": auc}
+
+    assert leakage_score(row({"tldr": 0, "kkt": 3}, 0.75)) == pytest.approx(3.5)
+    assert leakage_score(row({"tldr": None}, 0.40)) == 0.0          # below chance is no leakage, not negative leakage
+    assert leakage_score(row({}, 1.0)) == pytest.approx(0.99)        # capped: one recovered member outranks any advantage
+    assert leakage_score(row({"kkt": 1}, 1.0)) > leakage_score(row({}, 1.0))
+    assert leakage_score(row({"tldr": 2}, None)) == 2.0              # membership did not run: recovered members only
+    assert leakage_score(row({}, None)) is None                      # nothing measured: no score, not zero
+    refreshed = refresh_scores(row({"tldr": 0, "kkt": 3}, 0.75))
+    assert refreshed["score_attack"] == "kkt" and refreshed["reconstruction_score"] == pytest.approx(3.01)
+    assert refreshed["distinct_members"] == 3 and refreshed["score"] == pytest.approx(3.5)
 
 
 def test_spearman_against_the_rank_formula_and_bars() -> None:
@@ -57,7 +74,7 @@ def test_spearman_exactly_at_the_bar_passes() -> None:
     by = {c["check"]: c for c in checks(entries)}
     mono = by["Spearman(score, -log n) for mlp >= 0.9"]
     assert mono["value"] == 0.9 and mono["passed"] and mono["miss"] == 0.0
-    assert "membership AUC (second axis): 1.00" in mono["aside"]
+    assert "membership AUC: 1.00" in mono["aside"]
 
 
 def test_scaled_logit_is_log_odds_of_the_label() -> None:
