@@ -122,6 +122,22 @@ def test_torch_model_directly(audit_data) -> None:
     assert out.metrics["relu_swapped"] == 3
 
 
+def test_runs_that_reach_restart_steps_early_are_followed_by_more(audit_data) -> None:
+    """A fast model: runs stop at restart_steps long before the budget, so the attack starts further runs; each run's
+    candidates are kept, and the note says how many runs were added."""
+    from auditor.core.attack import RunContext
+    from auditor.lab.testing import IMAGE_SHAPE, NUM_CLASSES, train_tiny
+    from auditor.models.model import from_module
+
+    model = from_module(train_tiny(audit_data, steps=5), num_classes=NUM_CLASSES, input_shape=IMAGE_SHAPE, mean=(0.5,), std=(0.25,))
+    cfg = KktConfig(seconds=3.0, restart_steps=10, candidates_per_class=2, min_share=-1e9)
+    out = auditor_kkt.KktReconstruction(cfg).run(model, audit_data, RunContext(device=torch.device("cpu"), seed=0, show_progress=False))
+    runs = int(out.metrics["restarts"])
+    assert 2 <= runs <= 20 and out.metrics["candidates"] == runs * 2 * NUM_CLASSES
+    assert out.metrics["steps"] <= runs * 10 + runs  # at most restart_steps per run (plus a recovery step each)
+    assert any(n.startswith(f"{runs} runs: 1 planned") for n in out.notes)
+
+
 def test_shares_and_swap_on_module_names_with_dots_and_slashes() -> None:
     """onnx2pytorch registers children with setattr under names such as 'Gemm_/net/net.1/Gemm' (regression)."""
     ref = tiny_net(5)
@@ -197,3 +213,21 @@ def test_restarts_default_to_one_run_per_restart_seconds() -> None:
 
     assert [KktConfig().runs(s) for s in (30, 149, 150, 1200, 1500, 10**6)] == [1, 1, 1, 8, 10, 20]
     assert KktConfig(restarts=2).runs(1200) == 2 and KktConfig(restart_seconds=100).runs(1200) == 12
+
+
+def test_fast_runs_that_stop_at_restart_steps_leave_time_for_more_runs() -> None:
+    """The run plan by hand: planned runs share the time left equally; restarts=None caps each at restart_steps, and more
+    runs follow while the time left affords half a run at the measured speed; an explicit restarts is exact."""
+    from auditor_kkt.config import KktConfig
+
+    cfg = KktConfig(restart_steps=5000)
+    assert cfg.next_run(0, 1, 180.0, 50_000, None) == (180.0, 5000)        # one planned run, capped at 5,000 steps
+    assert cfg.next_run(1, 1, 145.0, 45_000, 143.0) == (145.0, 5000)       # a GPU at 143 steps/s: 35 s used, a second run
+    assert cfg.next_run(5, 1, 17.0, 25_000, 143.0) is None                 # 17 s x 143/s < 2,500 steps: stop
+    assert cfg.next_run(1, 1, 100.0, 50_000, 18.0) is None                 # a CPU at 18/s: 1,800 steps left in it, too few
+    assert cfg.next_run(3, 8, 750.0, 40_000, 30.0) == (150.0, 5000)        # 8 planned runs of 150 s each: the time plan stands
+    assert cfg.next_run(2, 8, 0.0, 40_000, 30.0) is None                   # the budget is spent
+    assert cfg.next_run(0, 1, 120.0, 0, None) is None                      # the step cap is spent
+    exact = KktConfig(restarts=3)
+    assert exact.next_run(0, 3, 90.0, 9000, None) == (30.0, 3000)          # no restart_steps cap on an explicit count
+    assert exact.next_run(3, 3, 60.0, 6000, 1000.0) is None                # and no extra runs

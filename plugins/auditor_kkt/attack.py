@@ -57,6 +57,12 @@ def to_pixels(x: torch.Tensor, pre: Preprocess, how: str) -> torch.Tensor:
     return pix.clamp(0, 1).cpu()
 
 
+def _speed(runs: list[Candidates], start: float) -> float | None:
+    """Steps per second of the runs so far (None before the first)."""
+    elapsed = time.monotonic() - start
+    return sum(c.steps for c in runs) / elapsed if runs and elapsed > 0 else None
+
+
 class KktReconstruction(Attack):
     name = "kkt"
     summary = "KKT reconstruction (Haim et al. 2022, Buzaglo et al. 2023): training images as the points whose gradients add up to the weights."
@@ -115,10 +121,11 @@ class KktReconstruction(Attack):
         runs: list[Candidates] = []
         form = cfg.form
         probe: dict[str, float] = {}
-        restarts = cfg.runs(seconds)
-        for r in range(restarts):
-            run_seconds = seconds / restarts
-            run_steps = max(1, steps // restarts)
+        planned = cfg.runs(seconds)
+        while (allowance := cfg.next_run(len(runs), planned, seconds - (time.monotonic() - start), steps - sum(c.steps for c in runs),
+                                         _speed(runs, start))) is not None:
+            run_seconds, run_steps = allowance
+            r = len(runs)
             seed = ctx.seed * 7919 + r
             if form == "auto":
                 trials = {f: new_candidates(f, y, shape, model.num_classes, cfg, seed, lam_scale, ctx.device) for f in ("margin", "loss")}
@@ -137,6 +144,9 @@ class KktReconstruction(Attack):
                 c = new_candidates(form, y, shape, model.num_classes, cfg, seed, lam_scale, ctx.device)
                 run_stages(c, stages, cfg, run_seconds, run_steps, ctx.check_deadline)
             runs.append(c)
+        if len(runs) > planned:
+            notes.append(f"{len(runs)} runs: {planned} planned for the time budget, {len(runs) - planned} more in the time the planned "
+                         f"runs left when they stopped at restart_steps ({cfg.restart_steps:,})")
         elapsed = time.monotonic() - start
         return self._hand_over(runs, model, target, plain, cfg, notes, elapsed, swapped, probe)
 

@@ -12,6 +12,9 @@ from pydantic import Field
 from auditor import AttackConfig
 
 
+MAX_RUNS = 20
+
+
 class KktConfig(AttackConfig):
     candidates_per_class: int | None = Field(
         None, ge=1, le=500, description="Candidates per class (None: the smaller of 2x the members per class and 50).")
@@ -47,6 +50,9 @@ class KktConfig(AttackConfig):
         "per restart_seconds of the time budget (a run's yield of distinct members levels off after a few minutes, and "
         "runs from different seeds find partly different members).")
     restart_seconds: float = Field(150.0, gt=0, description="restarts=None: the time budget per run.")
+    restart_steps: int = Field(
+        5000, ge=1, description="restarts=None: the step cap per run. A run settles on its members within a few thousand steps "
+        "(docs/kkt.md), so a fast device that reaches the cap early spends the time left on further runs (at most 20 in all).")
     float64: Literal["off", "final", "all"] = Field(
         "off", description="Float64 arithmetic: never, in the last final_phase share of each run, or throughout.")
     final_phase: float = Field(0.2, gt=0, lt=1, description="Share of each run spent in float64 when float64='final'.")
@@ -58,5 +64,24 @@ class KktConfig(AttackConfig):
     max_output: int | None = Field(None, ge=1, description="Hand at most this many converged candidates to scoring (best first).")
 
     def runs(self, seconds: float) -> int:
-        """How many independent runs share ``seconds``: ``restarts``, or one per ``restart_seconds`` (at least 1, at most 20)."""
-        return self.restarts or max(1, min(20, int(seconds // self.restart_seconds)))
+        """How many independent runs are planned for ``seconds``: ``restarts``, or one per ``restart_seconds`` (at least 1,
+        at most 20)."""
+        return self.restarts or max(1, min(MAX_RUNS, int(seconds // self.restart_seconds)))
+
+    def next_run(self, r: int, planned: int, seconds_left: float, steps_left: int, steps_per_s: float | None) -> tuple[float, int] | None:
+        """Time and step allowance of run ``r`` (from 0), or None: stop.
+
+        The planned runs (:meth:`runs`) share what is left of the budget equally. With ``restarts=None`` each run stops at
+        ``restart_steps``; when the planned runs end early on that cap, further runs follow while the time left affords at
+        least half a run at the speed measured so far (``steps_per_s``)."""
+        if steps_left < 1 or (r > 0 and seconds_left <= 0):
+            return None
+        if r < planned:
+            share = planned - r
+            run_seconds, run_steps = max(seconds_left, 1e-3) / share, max(1, steps_left // share)
+        elif (self.restarts is None and r < MAX_RUNS and steps_per_s is not None
+              and seconds_left * steps_per_s >= self.restart_steps / 2):
+            run_seconds, run_steps = min(seconds_left, self.restart_seconds), steps_left
+        else:
+            return None
+        return run_seconds, run_steps if self.restarts is not None else min(run_steps, self.restart_steps)
