@@ -11,7 +11,6 @@ from pydantic import Field
 
 from auditor import AttackConfig
 
-
 MAX_RUNS = 20
 
 
