@@ -9,7 +9,7 @@ Without the shared datasets a row reads its members and references from bench/ca
 on the first run that had them), so a lent GPU machine audits exactly the images the CPU runs did.
 
 Targets and their recipes: bench/kkt_targets.py (cached in bench/cache/). Scoring goes through the core
-(auditor.engine.runner.run_audit) with the affine comparison when the core has it, for every method alike. Finished
+(auditor.engine.runner.run_audit) with the affine comparison, for every method alike. Finished
 (row, method, budget) entries in bench/results/kkt.json are skipped (``--force`` reruns them). Writes
 bench/results/kkt.json and the generated kkt section of docs/benchmarks.md; prints the same table.
 """
@@ -49,10 +49,7 @@ def attack_options(method: str, budget: float, r: Recipe) -> dict[str, object]:
     return {"train_seconds": budget, "steps": 10**6}
 
 
-def comparison() -> str | None:
-    from auditor.scoring import ScoringConfig
-
-    return "affine" if "comparison" in ScoringConfig.model_fields else None
+COMPARISON = "affine"   # the core's contrast-invariant comparison (affine intensity fit before SSIM), for every method
 
 
 def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | None = None, device: str = "cpu") -> dict[str, object]:
@@ -61,9 +58,8 @@ def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | 
     from auditor.engine.runner import run_audit
     from auditor.models.model import ModelSpec
 
-    scoring = {"comparison": comparison()} if comparison() else {}
     config = AuditConfig.model_validate({
-        "model": ModelSpec(source=f"bench:kkt-{r.name}").model_dump(), "scoring": scoring,
+        "model": ModelSpec(source=f"bench:kkt-{r.name}").model_dump(), "scoring": {"comparison": COMPARISON},
         "run": {"plugins": [method], "show_progress": False, "seed": 0, "device": device},
         "attacks": {method: {**attack_options(method, budget, r), **(options or {}), "time_budget_s": budget + 120}}})
     start = time.monotonic()
@@ -73,12 +69,12 @@ def run_one(r: Recipe, method: str, budget: float, model, data, options: dict | 
     samples = s.samples if s else []
     copies = [x for x in samples if x.likely_copy]
     return {"row": r.name, "method": method, "device": device, "budget_s": budget, "status": result.status, "reason": result.reason,
-            "comparison": getattr(s, "comparison", "ssim") if s else None,
+            "comparison": s.comparison if s else None,
             "reconstructions": len(samples), "likely_copies": len(copies),
             "distinct_members": len({x.nearest_member for x in copies}),
-            "null_copy_rate": getattr(s, "null_copy_rate", None) if s else None,
-            "p_value": getattr(s, "copy_p_value", None) if s else None,
-            "alpha": getattr(s, "alpha", None) if s else None,
+            "null_copy_rate": s.null_copy_rate if s else None,
+            "p_value": s.copy_p_value if s else None,
+            "alpha": s.alpha if s else None,
             "copy_ssims": sorted((round(x.nearest_member_ssim, 3) for x in copies), reverse=True),
             "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
             "seconds": round(time.monotonic() - start, 1)}
@@ -149,7 +145,7 @@ def main() -> None:
         write_json("kkt", {k: v for k, v in payload.items() if k not in ("machine", "created")}, results)
         log.info("merged %d entries from %d files into %s", len(merged), len(args.merge), results)
         return
-    payload["comparison"] = comparison()
+    payload["comparison"] = COMPARISON
     done = {key(e) for e in payload["entries"] if e.get("status") == "completed"}
     for r in (x for x in ROWS if x.name in names):
         model, data, facts = target(r, CACHE, args.device)

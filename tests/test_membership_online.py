@@ -131,8 +131,10 @@ def test_online_path_matches_shadow_models_retrained_and_scored_independently(me
     # the same shadow models again (same seeds), then everything by hand
     pool_x, pool_y = torch.cat(list(images.values())), torch.cat(list(labels.values()))
     target_loss = float(torch.nn.functional.cross_entropy(model.logits(members.images).double(), members.labels))
+    rng_state = torch.get_rng_state()
     nets, mask, _ = train_reference_models(model, clone_factory(model), pool_x, pool_y, 4, epochs=5, lr=3e-3, batch_size=32,
                                            budget_s=60, ctx=CTX, target_loss=target_loss, whole_halves=True)
+    assert torch.equal(torch.get_rng_state(), rng_state)  # seeded inside, without moving the host's random state
     assert (mask.sum(axis=1) == 2).all() and (mask[:, 0] ^ mask[:, 1]).all()       # IN for exactly one model of each pair
     logp = np.stack([_log_p(net, pool_x, pool_y) for net in nets], 1)
     want = _lira_global_by_hand(_phi(_log_p(model.logits, pool_x, pool_y)), _phi(logp), mask)

@@ -159,15 +159,16 @@ def train_reference_models(target: Classifier, factory: Callable[..., nn.Module]
             halves.append(chosen)
         for k, chosen in ((2 * pair, halves[0]), (2 * pair + 1, halves[1])):
             ctx.check_deadline()
-            torch.manual_seed(ctx.seed + k)   # the initial weights too: the same run trains the same models
-            net = factory(tuple(images.shape[1:]), target.num_classes)
-            if not isinstance(net, nn.Module):
-                raise UsageError(f"reference_factory returned {type(net).__name__}, expected a torch.nn.Module")
-            wrapped = nn.Sequential(target.preprocess, net)
             idx = torch.from_numpy(np.flatnonzero(chosen))
             started = time.monotonic()
-            facts.append(fit(wrapped, images[idx], labels[idx], epochs=epochs, lr=lr, batch_size=batch_size, seed=ctx.seed + k,
-                             deadline=deadline, target_loss=target_loss, weight_decay=weight_decay))
+            with torch.random.fork_rng(devices=[]):  # seeded here, and the host's random state is as it was afterwards
+                torch.manual_seed(ctx.seed + k)   # the initial weights too: the same run trains the same models
+                net = factory(tuple(images.shape[1:]), target.num_classes)
+                if not isinstance(net, nn.Module):
+                    raise UsageError(f"reference_factory returned {type(net).__name__}, expected a torch.nn.Module")
+                wrapped = nn.Sequential(target.preprocess, net)
+                facts.append(fit(wrapped, images[idx], labels[idx], epochs=epochs, lr=lr, batch_size=batch_size, seed=ctx.seed + k,
+                                 deadline=deadline, target_loss=target_loss, weight_decay=weight_decay))
             facts[-1]["seconds"] = time.monotonic() - started
             nets.append(wrapped.eval())
             in_mask[:, k] = chosen
