@@ -83,7 +83,7 @@ TARGETS = (
     Target("plain-cnn-1000", "Unregularised CNN, 1,000 images", 1000, "clone", 60, 1000,
            ("default", "default, one global threshold", "RMIA, 2 reference models", "RMIA, 8 reference models",
             "online LiRA, 8 shadow models", "online LiRA, 16 shadow models", "online LiRA, 8 shadow models, 4,000 non-members",
-            "online LiRA, 8 shadow models, shifted queries"), 2400.0),
+            "online LiRA, 8 shadow models, shifted queries", "online LiRA, 64 shadow models"), 2400.0),
     Target("zoo-cnn-1000", "Regularised CNN, 1,000 images", 1000, "auditor_membership.reference:cnn", 40, 1000,
            ("default", "RMIA, 2 reference models", "RMIA, 8 reference models")),
     Target("plain-cnn-10000", "Unregularised CNN, 10,000 images", 10000, "membership_targets:plain_cnn", 5, 2500,
