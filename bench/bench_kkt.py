@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, table, write_json
+from kkt_summary import summary
 from kkt_targets import ROWS, Recipe, target
 
 log = logging.getLogger("bench.kkt")
@@ -103,7 +104,7 @@ def markdown(payload: dict) -> str:
             "scored as reconstructions that the rule calls copies. Controls should show 0.\n\n")
     body = table(rows, COLUMNS)
     return f"{START}\n## kkt: reconstructing training images from the weights\n\n`python bench/bench_kkt.py` " \
-           f"(generated from bench/results/kkt.json)\n\n{head}```\n{body}\n```\n{END}\n"
+           f"(generated from bench/results/kkt.json)\n\n{summary(payload)}\nEvery run:\n\n{head}```\n{body}\n```\n{END}\n"
 
 
 def write_docs(section: str) -> None:
