@@ -56,6 +56,16 @@ def target_lines(entries: list[dict]) -> list[str]:
     return out
 
 
+def variant_line(entries: list[dict]) -> str | None:
+    """kkt on the target row with other options (``--variant``), so that a lever's effect is read beside the defaults."""
+    runs = [e for e in entries if e["row"] == TARGET_ROW and e["method"] == "kkt" and e.get("variant")]
+    if not runs:
+        return None
+    cells = [f"{e['variant']} {_count(e)} ({_device(e)}, {e['budget_s']:,.0f} s, {int(e.get('metrics', {}).get('steps', 0)):,} steps, "
+             f"{int(e.get('metrics', {}).get('restarts', 1))} run(s))" for e in sorted(runs, key=lambda e: e["variant"])]
+    return "* Other option sets on this row (`--variant`): " + "; ".join(cells) + "."
+
+
 def control_line(entries: list[dict]) -> str:
     runs = [e for e in entries if e["row"].startswith("control")]
     if not runs:
@@ -96,7 +106,8 @@ def claim_lines(entries: list[dict]) -> list[str]:
 def summary(payload: dict) -> str:
     entries = _done(payload["entries"])
     lines = [f"**The 100-image MNIST MLP** (floor {FLOOR} distinct members within {CPU_BUDGET_S:,.0f} s on this 2-core machine "
-             f"or {GPU_BUDGET_S:,.0f} s on a GPU; goal {GOAL}):", "", *target_lines(entries), control_line(entries), "",
+             f"or {GPU_BUDGET_S:,.0f} s on a GPU; goal {GOAL}):", "", *target_lines(entries),
+             *filter(None, [variant_line(entries)]), control_line(entries), "",
              "What limits it (docs/kkt.md, \"What limits the attack here\"): a run settles on its members within a few thousand "
              "steps, so more distinct members come from more independent runs, not longer ones; and the stationarity equations of "
              "a 2-million-parameter network have solutions other than the training set, which the optimiser also finds.", ""]

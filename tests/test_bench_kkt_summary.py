@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from kkt_summary import claim_lines, control_line, equal_budget_table, target_lines
+from kkt_summary import claim_lines, control_line, equal_budget_table, target_lines, variant_line
 
 
 def _e(row: str, method: str, distinct: int, budget: float = 300.0, device: str = "cpu", copies: int | None = None, **extra) -> dict:
@@ -23,6 +23,8 @@ def test_floor_and_goal_from_the_best_run_within_each_budget() -> None:
     assert "best **12**" in cpu and "floor met; goal missed by 18" in cpu
     assert "best **6**" in gpu and "floor missed by 4" in gpu
     assert "not measured" in target_lines([])[0]
+    assert variant_line(entries).startswith("* Other option sets on this row (`--variant`): tuned 40 (40 copies")
+    assert variant_line([_e("mnist-mlp-50", "kkt", 3, variant="x")]) is None
 
 
 def test_controls_count_every_likely_copy() -> None:
