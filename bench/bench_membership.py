@@ -87,11 +87,11 @@ TARGETS = (
     Target("zoo-cnn-1000", "Regularised CNN, 1,000 images", 1000, "auditor_membership.reference:cnn", 40, 1000,
            ("default", "RMIA, 2 reference models", "RMIA, 8 reference models")),
     Target("plain-cnn-10000", "Unregularised CNN, 10,000 images", 10000, "membership_targets:plain_cnn", 5, 2500,
-           ("default", "online LiRA, 8 shadow models"), 2400.0),
+           ("default", "online LiRA, 8 shadow models", "online LiRA, 64 shadow models"), 2400.0),
     Target("zoo-cnn-10000", "Regularised CNN, 10,000 images", 10000, "auditor_membership.reference:cnn", 10, 2500,
            ("default", "RMIA, 2 reference models")),
     Target(f"dp-tinycnn-{DP_N}", f"DP-SGD tinycnn-GN, {DP_N:,} images", DP_N, "auditor_membership.reference:tinycnn", 15, 2500,
-           ("default", "RMIA, 2 reference models", "online LiRA, 8 shadow models"), 2400.0),
+           ("default", "RMIA, 2 reference models", "online LiRA, 8 shadow models", "online LiRA, 64 shadow models"), 2400.0),
 )
 # rows written before the targets had keys
 LEGACY = {"CNN, 1,000 images": "zoo-cnn-1000", "CNN, 10,000 images": "zoo-cnn-10000", f"DP-SGD tinycnn-GN, {DP_N:,} images": f"dp-tinycnn-{DP_N}"}
