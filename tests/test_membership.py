@@ -21,7 +21,7 @@ from auditor.data.sets import AuditData, LabeledImages
 from auditor.models.model import from_module
 from auditor_membership import MembershipConfig, MembershipInference, rmia
 from auditor_membership.calibration import class_pvalues, conformal_rank, set_thresholds, split_reference
-from auditor_membership.metrics import auc, best_balanced_accuracy, exact_rate
+from auditor_membership.metrics import auc, best_balanced_accuracy, exact_rate, exposed_members
 from auditor_membership.signals import all_scores
 
 CTX = RunContext(device=torch.device("cpu"), seed=0, show_progress=False)
@@ -213,6 +213,35 @@ def test_rmia_separates_members_a_model_memorised(memorised):
     result = AttackResult(attack="membership", status="completed", metrics=out.metrics)
     (found,) = attack.assess(result)
     assert found.severity is Severity.HIGH
+
+
+@pytest.mark.parametrize(("n", "m", "k"), [(5, 7, 0), (5, 7, 1), (5, 7, 3), (6, 4, 6), (3, 9, 2)])
+def test_exposure_chance_matches_enumerating_every_ranking(n, m, k):
+    """P(k or more members above every non-member) under exchangeable scores, by enumerating where the members can rank."""
+    from itertools import combinations
+
+    from scipy.stats import hypergeom
+
+    members = np.r_[np.arange(k) + 100.0, np.zeros(n - k)]      # k above every non-member, the rest below
+    nonmembers = np.ones(m)
+    found, p = exposed_members(members, nonmembers)
+    # ranks 0..n+m-1 (0 = top); k or more members above every non-member <=> the top k ranks are all members
+    placements = list(combinations(range(n + m), n))
+    exact = sum(set(range(k)) <= set(c) for c in placements) / len(placements)
+    assert found == k and p == pytest.approx(exact, rel=1e-12)
+    assert p == pytest.approx(hypergeom.sf(k - 1, n + m, n, k), rel=1e-9)
+    ties = exposed_members(np.r_[1.0, 2.0], np.r_[1.0, 0.0])     # a tie with the best non-member is not above it
+    assert ties[0] == 1
+
+
+def test_exposed_members_are_reported_where_a_model_memorised(memorised):
+    members, net = memorised
+    _, out = _attack(net, members, _noise_set(400, 11))
+    k, p = out.metrics["members_above_heldout"], out.metrics["exposure_p_value"]
+    assert k >= 10 and p < 1e-6 and k == int(k)
+    assert any(note.startswith(f"Exposed members: {int(k)} of the 60 members") for note in out.notes)
+    _, fresh = _attack(net, _noise_set(300, 12), _noise_set(600, 13))   # never trained on: nothing stands out
+    assert fresh.metrics["exposure_p_value"] > 1e-3
 
 
 def test_rmia_finds_nothing_where_members_were_never_trained_on(memorised):

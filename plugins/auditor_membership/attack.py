@@ -87,6 +87,9 @@ class MembershipInference(Attack):
         Metric(name="auc", label="membership ROC AUC", higher_is_better=False, format=".3f"),
         Metric(name="tpr_at_1pct_fpr", label="TPR at 1% FPR", higher_is_better=False, format=".1%"),
         Metric(name="tpr_at_0.1pct_fpr", label="TPR at 0.1% FPR", higher_is_better=False, format=".2%"),
+        Metric(name="members_above_heldout", label="members above every held-out non-member", higher_is_better=False, format="d",
+               compare=False),
+        Metric(name="exposure_p_value", label="chance of that many without leakage", higher_is_better=None, format=".2g", compare=False),
         Metric(name="balanced_accuracy", label="membership balanced accuracy", higher_is_better=False, format=".3f", compare=False),
         Metric(name="auc_ci_low", higher_is_better=False, format=".3f", compare=False),
         Metric(name="auc_ci_high", higher_is_better=False, format=".3f", compare=False),
@@ -132,6 +135,7 @@ class MembershipInference(Attack):
             metrics |= ev.metrics(f"{n}_")
         metrics |= evaluations[primary].metrics("")
         notes += self._support_notes(evaluations[primary], primary)
+        notes.append(self._exposure_note(evaluations[primary], len(m_idx), len(held_pos)))
         figures = [roc_figure({n: (scores["members"][n], scores["held_out"][n]) for n in names}, primary, len(held_pos))]
         if cfg.exposed_members:
             figures.append(self._exposed(data, m_idx, scores, y, primary, cfg.exposed_members))
@@ -197,6 +201,18 @@ class MembershipInference(Attack):
             if point.thresholds.reason:
                 out.append(f"{primary} at {alpha:.1%} FPR: {point.thresholds.reason}.")
         return out
+
+    @staticmethod
+    def _exposure_note(ev: ScoreEvaluation, n_members: int, n_held: int) -> str:
+        """How many members the primary score places above every held-out non-member, with its exact chance under no leakage."""
+        if not ev.exposed:
+            return (f"Exposed members: none of the {n_members} members scores above every one of the {n_held} held-out "
+                    f"non-members on {ev.name}.")
+        return (f"Exposed members: {ev.exposed} of the {n_members} members score above every one of the {n_held} held-out "
+                f"non-members on {ev.name}: identified with no false positive among them. If the score said nothing about "
+                f"membership, that many would rank above every non-member with probability {ev.exposure_p:.2g} (the top "
+                f"{ev.exposed} of the {n_members + n_held} pooled scores all members: C(n, k) / C(n + m, k)). The level is "
+                "set by the TPR and AUC rules, not by this count.")
 
     @staticmethod
     def _exposed(data: AuditData, m_idx: np.ndarray, scores: dict, y: dict, primary: str, count: int):

@@ -13,6 +13,7 @@ from auditor_membership.metrics import (
     best_balanced_accuracy,
     bootstrap,
     exact_rate,
+    exposed_members,
 )
 
 FPRS = (0.01, 0.001)
@@ -40,13 +41,16 @@ class ScoreEvaluation:
     auc: Estimate
     balanced_accuracy: Estimate
     points: dict[float, OperatingPoint] = field(default_factory=dict)
+    exposed: int = 0            # members above every held-out non-member
+    exposure_p: float = 1.0     # chance of that many if the score said nothing about membership
 
     def metrics(self, prefix: str) -> dict[str, float]:
         """Flat metrics for report.json (unsupported operating points are left out, not NaN)."""
         out = {f"{prefix}auc": self.auc.value, f"{prefix}auc_ci_low": self.auc.low, f"{prefix}auc_ci_high": self.auc.high,
                f"{prefix}balanced_accuracy": self.balanced_accuracy.value,
                f"{prefix}balanced_accuracy_ci_low": self.balanced_accuracy.low,
-               f"{prefix}balanced_accuracy_ci_high": self.balanced_accuracy.high}
+               f"{prefix}balanced_accuracy_ci_high": self.balanced_accuracy.high,
+               f"{prefix}members_above_heldout": self.exposed, f"{prefix}exposure_p_value": self.exposure_p}
         for alpha, point in self.points.items():
             key = fpr_key(alpha)
             out[f"{prefix}fpr_{key}_supported"] = float(point.tpr is not None)
@@ -73,4 +77,4 @@ def evaluate_score(name: str, members: np.ndarray, member_labels: np.ndarray, ca
         flags_m, flags_h = t.flags(members, member_labels), t.flags(held_out, held_out_labels)
         points[alpha] = OperatingPoint(alpha, t, exact_rate(int(flags_m.sum()), len(members), level),
                                        exact_rate(int(flags_h.sum()), len(held_out), level), flags_m)
-    return ScoreEvaluation(name, area, balanced, points)
+    return ScoreEvaluation(name, area, balanced, points, *exposed_members(members, held_out))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import gammaln
 from scipy.stats import binomtest, rankdata
 
 
@@ -52,3 +53,14 @@ def exact_rate(successes: int, trials: int, level: float) -> Estimate:
         raise ValueError(f"a rate needs at least one trial, got {trials}")
     ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=level, method="exact")
     return Estimate(successes / trials, float(ci.low), float(ci.high))
+
+
+def exposed_members(members: np.ndarray, nonmembers: np.ndarray) -> tuple[int, float]:
+    """``k``: members scoring strictly above every non-member; ``p``: the chance of ``k`` or more if the scores said nothing
+    about membership (exchangeable): the top ``k`` of the pooled ``n + m`` scores all members, ``C(n, k) / C(n + m, k)``."""
+    n, total = len(members), len(members) + len(nonmembers)
+    if not len(nonmembers) or not n:
+        raise ValueError(f"exposure needs members and non-members, got {n} and {len(nonmembers)}")
+    k = int((members > nonmembers.max()).sum())
+    log_p = gammaln(n + 1) - gammaln(n - k + 1) - gammaln(total + 1) + gammaln(total - k + 1)
+    return k, float(np.exp(log_p))
