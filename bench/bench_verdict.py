@@ -8,9 +8,9 @@
 Recipes and seeds: bench/verdict_ladder.py; the audit and the leakage score: bench/verdict_audit.py; the bars
 (Spearman per architecture, no false alarms, known leaks flagged): bench/verdict_checks.py. Attacks: every
 installed plugin of the ``auditor`` distribution (``audit plugins``), so a new builtin plugin is picked up and
-the rows audited without it are redone. Results are written row by row to bench/results/verdict.json; a re-run
-skips finished rows of the same profile (``--force`` redoes them). ``--workers N`` (N > 1) runs rows as Ray
-tasks through ``auditor.batch.engine.run_cells``.
+the rows audited without it are redone, as are rows of an older ``LADDER_VERSION`` (verdict_ladder.py).
+Results are written row by row to bench/results/verdict.json; a re-run skips finished rows of the same profile
+(``--force`` redoes them). ``--workers N`` (N > 1) runs rows as Ray tasks through ``auditor.batch.engine.run_cells``.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import torch  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
 from common import table, write_json  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
 from verdict_audit import audit_row, builtin_attacks, refresh_scores  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
 from verdict_checks import checks, render  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
-from verdict_ladder import FULL, QUICK  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
+from verdict_ladder import FULL, LADDER_VERSION, QUICK  # noqa: E402 - imported after sys.path and OMP_NUM_THREADS are set
 
 log = logging.getLogger("bench.verdict")
 RESULTS = HERE / "results" / "verdict.json"
@@ -85,7 +85,8 @@ def main() -> None:
         unknown = sorted(set(names) - {r.name for r in FULL})
         if unknown:
             raise SystemExit(f"unknown rows {unknown}; expected some of {[r.name for r in FULL]}")
-        done = {e["row"] for e in payload["entries"] if e["profile"] == profile and sorted(e["attacks_run"]) == attacks}
+        done = {e["row"] for e in payload["entries"]
+                if e["profile"] == profile and sorted(e["attacks_run"]) == attacks and e.get("ladder_version") == LADDER_VERSION}
         todo = [n for n in names if args.force or n not in done]
         log.info("attacks %s; %d rows to run: %s", attacks, len(todo), todo)
         threads = int(os.environ.get("OMP_NUM_THREADS", "2"))

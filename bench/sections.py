@@ -129,6 +129,11 @@ def _tldr(name: str) -> Callable[[dict], str]:
     return render
 
 
+def _reference_shift(p: dict) -> str:
+    from bench_reference_shift import render
+    return render(p)
+
+
 def _verdict(profile: str) -> Callable[[dict], str]:
     def render(p: dict) -> str:
         from verdict_checks import render as render_verdict
@@ -154,6 +159,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("bench_preprocessing", ("preprocessing.json",), (BENCHMARKS,), _preprocessing),
     Section("bench_verdict", ("verdict.json",), (BENCHMARKS,), _verdict("full")),
     Section("bench_verdict_quick", ("verdict.json",), (BENCHMARKS,), _verdict("quick")),
+    Section("bench_reference_shift", ("reference_shift.json",), (BENCHMARKS, "docs/membership.md"), _reference_shift),
     Section("bench_shortcut", ("shortcut.json",), ("docs/shortcut.md",), _shortcut),
     Section("tldr_sweep_first", ("sweep_tldr-cnn-100-600+400.json", "sweep_tldr-mlp-100-600+400.json",
                                  "sweep_tldr-vit-100-600+400.json"), (TLDR,), _tldr("sweep_first")),

@@ -39,6 +39,13 @@ QUICK_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+# both profiles: membership with two reference models (the target's architecture re-initialised, trained on halves
+# of the calibration non-members). Without them no population score sees a canary: the model's confidence on a
+# memorised canary is ordinary among its class's references, and only a model that never saw it tells "this model
+# is confident on x" from "any model would be" (the canary diagnostics in the JSON show it).
+LADDER_OPTIONS: dict[str, dict[str, Any]] = {"membership": {"reference_models": 2}}
+
+
 def builtin_attacks() -> list[str]:
     """Attacks of the plugins that ship with auditor (distribution ``auditor``), as installed now."""
     from auditor.engine.plugins import get_plugin_manager, plugin_infos
@@ -88,7 +95,7 @@ def summarise(result) -> dict[str, Any]:
                    gap_ci_low=s.gap_ci_low, gap_ci_high=s.gap_ci_high, raw_gap=s.raw_gap, null_gap=s.null_gap,
                    copy_tpr_at_1pct_null_fpr=s.copy_tpr_at_1pct_null_fpr, alpha=s.alpha, copy_rule_calibrated=s.copy_rule_calibrated,
                    copy_members=sorted({x.nearest_member for x in s.samples if x.likely_copy and x.nearest_member is not None}))
-    for key in ("auc", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_0.1pct_fpr"):
+    for key in ("auc", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_0.1pct_fpr", "members_above_heldout", "exposure_p_value"):
         if key in result.metrics:
             out[key] = result.metrics[key]
     return out
@@ -117,13 +124,22 @@ def canary_diagnostics(model, data, report, canaries: list[int]) -> dict[str, An
             hits = [x for x in r.scores.samples if x.nearest_member in planted]
             nearest[r.attack] = {"reconstructions": len(hits), "likely_copies": sum(x.likely_copy for x in hits),
                                  "best_similarity": max((x.nearest_member_ssim for x in hits), default=None)}
+    exposed = {}
+    for r in report.results:   # the membership plugin's table of its most exposed members (by member index)
+        table = next((t for t in r.tables if t.title == "Most exposed members"), None)
+        if table is not None:
+            rows = [dict(zip(table.columns, row)) for row in table.rows]
+            exposed[r.attack] = {"listed": len(rows), "canaries_listed": sum(x["member index"] in planted for x in rows),
+                                 "above_every_heldout": sum(x["above every held-out non-member"] == "yes" for x in rows),
+                                 "canaries_above_every_heldout": sum(x["member index"] in planted and
+                                                                     x["above every held-out non-member"] == "yes" for x in rows)}
     return {"scaled_logits": [round(float(v), 2) for v in phi], "reference_share_at_or_above": [round(v, 4) for v in shares],
-            "nearest_member_is_canary": nearest}
+            "nearest_member_is_canary": nearest, "most_exposed": exposed}
 
 
 def audit_row(payload: dict[str, Any]) -> dict[str, Any]:
     """Train/load ``payload['row']`` and audit it with ``payload['attacks']``; the JSON entry of that row."""
-    from verdict_ladder import FULL, build
+    from verdict_ladder import FULL, LADDER_VERSION, build
 
     from auditor.engine.config import AuditConfig
     from auditor.engine.plugins import collect_attacks, get_plugin_manager
@@ -136,10 +152,10 @@ def audit_row(payload: dict[str, Any]) -> dict[str, Any]:
     pm = get_plugin_manager()
     available = collect_attacks(pm)
     options = {}
-    if payload["quick"]:
-        for name in payload["attacks"]:
-            fields = available[name].Config.model_fields
-            options[name] = {k: v for k, v in QUICK_OPTIONS.get(name, {}).items() if k in fields}
+    for name in payload["attacks"]:
+        fields = available[name].Config.model_fields
+        wanted = {**LADDER_OPTIONS.get(name, {}), **(QUICK_OPTIONS.get(name, {}) if payload["quick"] else {})}
+        options[name] = {k: v for k, v in wanted.items() if k in fields}
     config = AuditConfig.model_validate({"model": ModelSpec(source=f"bench:verdict-{row.name}").model_dump(),
                                          "run": {"plugins": payload["attacks"], "show_progress": False, "seed": 0},
                                          "attacks": {k: v for k, v in options.items() if v}})
@@ -149,7 +165,7 @@ def audit_row(payload: dict[str, Any]) -> dict[str, Any]:
     attacks = {r.attack: summarise(r) for r in report.results}
     membership = next((v for v in attacks.values() if "tpr_at_1pct_fpr" in v), None)
     top = report.highest_severity()
-    return refresh_scores({"row": row.name, "arch": row.arch, "n_train": row.n, "kind": row.kind, "recipe": row.recipe,
+    return refresh_scores({"row": row.name, "ladder_version": LADDER_VERSION, "dataset": row.dataset, "arch": row.arch, "n_train": row.n, "kind": row.kind, "recipe": row.recipe,
                 "quick": payload["quick"], "attacks_run": payload["attacks"], "options": options, **facts,
                 "preflight_passed": report.preflight.passed if report.preflight else None,
                 "members": len(data.members), "reference": len(data.reference), "attacks": attacks,

@@ -19,6 +19,12 @@ def _spearman(rows: list[dict], key: str) -> float | None:
     return None if math.isnan(rho) else round(float(rho), 9)
 
 
+def _family(entry: dict) -> str:
+    """A ladder's name: the architecture, prefixed by the dataset when it is not MNIST."""
+    dataset = entry.get("dataset", "mnist")
+    return entry["arch"] if dataset == "mnist" else f"{dataset} {entry['arch']}"
+
+
 SEVERITY_RANK = {"none": 0, "info": 1, "low": 2, "medium": 3, "high": 4}
 
 
@@ -29,8 +35,8 @@ def _rho(v: float | None) -> str:
 def checks(entries: list[dict]) -> list[dict[str, Any]]:
     """One dict per bar: name, value, target, passed, by how much it was missed, and what it covers."""
     out = []
-    for arch in sorted({e["arch"] for e in entries if e["kind"] == "ladder"}):
-        rows = [e for e in entries if e["kind"] == "ladder" and e["arch"] == arch]
+    for arch in sorted({_family(e) for e in entries if e["kind"] == "ladder"}):
+        rows = [e for e in entries if e["kind"] == "ladder" and _family(e) == arch]
         rho = _spearman(rows, "score")
         tpr_rho = _spearman(rows, "membership_tpr_at_1pct_fpr")
         recon_rho = _spearman(rows, "reconstruction_score")
@@ -101,7 +107,8 @@ def render(payload: dict, profile: str, start: str, end: str, heading: bool = Tr
     lines = [start, *([title, ""] if heading else []),
              f"`{cmd}` (generated from bench/results/verdict.json, {payload.get('created', '')}; "
              f"{'quick budgets' if profile == 'quick' else 'each attack at its default budget'}; torch threads per audit: "
-             f"{entries[0].get('threads')}). Members: each model's exact training set; reference: the 10,000 MNIST test images.", "",
+             f"{entries[0].get('threads')}). Members: each model's exact training set; reference (non-members): "
+             f"{_sources(entries)}.{_ladder_options(entries)}", "",
              "**Leakage score** (defined once, `bench/verdict_audit.py`, recomputed for every row from its stored attack "
              "summaries): `D + clip(2·AUC − 1, 0, 0.99)`, where `D` is the most distinct members any reconstruction attack "
              "recovered as likely copies (the calibrated copy rule at α = 1%) and `AUC` the membership plugin's AUC on held-out "
@@ -112,7 +119,7 @@ def render(payload: dict, profile: str, start: str, end: str, heading: bool = Tr
              "ladder and is checked beside the leakage score below. Other attacks: their highest finding.", "",
              "| model | n | train / test acc | " + " | ".join(attacks) + " | leakage score | membership AUC / TPR@1% | highest | gate | audit s | train s |",
              "|---|---|---|" + "---|" * len(attacks) + "---|---|---|---|---|---|"]
-    for e in sorted(entries, key=lambda e: (e["kind"] != "ladder", e["arch"], e["n_train"], e["row"])):
+    for e in sorted(entries, key=lambda e: (e["kind"] != "ladder", e.get("dataset", "mnist") != "mnist", _family(e), e["n_train"], e["row"])):
         tpr, auc = e.get("membership_tpr_at_1pct_fpr"), e.get("membership_auc")
         cells = " | ".join(_attack_cell(e["attacks"].get(a)) for a in attacks)
         lines.append(f"| {e['row']} | {e['n_train']:,} | {e['train_accuracy']:.3f} / {e['test_accuracy']:.3f} | {cells} | "
@@ -135,15 +142,60 @@ def render(payload: dict, profile: str, start: str, end: str, heading: bool = Tr
         share = sorted(c["reference_share_at_or_above"])
         near = "; ".join(f"{a}: {v['reconstructions']} nearest a canary, {v['likely_copies']} likely copies, best similarity "
                          f"{_g(v['best_similarity'])}" for a, v in sorted(c["nearest_member_is_canary"].items()))
-        lines += ["", f"Canary model ({len(share)} canaries): each canary's scaled logit is reached or exceeded by "
-                      f"{share[0]:.0%}–{share[-1]:.0%} of its class's references (median {share[len(share) // 2]:.0%}), so a "
-                      f"population membership score cannot single them out; reconstructions whose nearest member is a canary: "
-                      f"{near or 'none scored'}."]
+        member = canary["attacks"].get("membership", {})
+        lines += ["", f"Canary model ({len(share)} canaries): each canary's scaled logit under the target alone is reached or "
+                      f"exceeded by {share[0]:.0%}–{share[-1]:.0%} of its class's references (median {share[len(share) // 2]:.0%}), "
+                      "so no score read from the target alone singles them out; membership "
+                      f"({_options_text(canary['options'].get('membership', {})) or 'defaults'}): highest finding "
+                      f"{member.get('highest') or 'none'}{_exposure_text(c.get('most_exposed', {}).get('membership'), len(share))}; "
+                      f"reconstructions whose nearest member is a canary: {near or 'none scored'}.{_control_text(entries, canary)}"]
     missing = payload.get("missing", {}).get(profile)
     if missing:
         lines += ["", f"Not yet run in this profile (resumable; rerun the command): {', '.join(missing)}."]
     lines.append(end)
     return "\n".join(lines) + "\n"
+
+
+def _exposure_text(exposed: dict | None, canaries: int) -> str:
+    if not exposed:
+        return ""
+    return (f"; of its {exposed['listed']} most exposed members, {exposed['above_every_heldout']} score above every held-out "
+            f"non-member, {exposed['canaries_above_every_heldout']} of them canaries ({exposed['canaries_listed']} of the "
+            f"{canaries} canaries are listed)")
+
+
+def _control_text(entries: list[dict], canary: dict) -> str:
+    """The canary model beside its control (the same images and steps without canaries), so that its level is read fairly."""
+    control = next((e for e in entries if e["row"] == "mlp-1000"), None)
+    if control is None:
+        return ""
+    def exposed(e: dict) -> str:
+        k = e["attacks"].get("membership", {}).get("members_above_heldout")
+        return "" if k is None else f", {k:.0f} members above every held-out non-member"
+    return (f" Its control, mlp-1000 (the same 1,000 images and optimiser steps, no canaries): highest finding "
+            f"{control['highest'] or 'none'}{exposed(control)}; the canary model: {canary['highest'] or 'none'}{exposed(canary)}. "
+            "Where both are HIGH, the level comes from the 1,000-image model's own leakage; the canaries show in which "
+            "members are exposed.")
+
+
+def _sources(entries: list[dict]) -> str:
+    """Where each row's reference set came from (rows of the same source grouped)."""
+    groups: dict[str, list[str]] = {}
+    for e in entries:
+        groups.setdefault(e.get("reference_source") or "the 10,000 MNIST test images", []).append(e["row"])
+    if len(groups) == 1:
+        return next(iter(groups))
+    return "; ".join(f"{src} ({', '.join(rows)})" for src, rows in sorted(groups.items(), key=lambda g: -len(g[1])))
+
+
+def _options_text(options: dict) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in options.items())
+
+
+def _ladder_options(entries: list[dict]) -> str:
+    """The options every row ran with beyond the profile's budgets (the ladder's own settings), e.g. membership's reference models."""
+    common = {a: o for a, o in entries[0].get("options", {}).items() if o and all(e.get("options", {}).get(a) == o for e in entries)}
+    return "".join(f" {a}: {_options_text(o)}." for a, o in common.items())
 
 
 def _score(v: float | None) -> str:

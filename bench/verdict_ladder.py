@@ -5,7 +5,10 @@ Every model is trained by the project's own code and cached under bench/cache/ (
 * ``mlp-N`` / ``cnn-N``: the zoo's MLP and CNN (auditor/zoo.py: BatchNorm, dropout, Adam, weight decay 1e-5) on
   ``N`` class-balanced MNIST training images (``balanced_subset(seed 0)``), trained by bench/common.py's
   ``trained`` (40 epochs up to 1,000 images, then ``max(5, 40,000 // N)``); ``mlp-60000`` is the whole training
-  set with the same rule (5 epochs). Leakage is expected to fall as ``N`` grows.
+  set with the same rule (5 epochs). Leakage is expected to fall as ``N`` grows. ``mlp-1000`` is also the
+  canary model's control: the same 1,000 images and optimiser steps, without the canaries.
+* ``fashion-mlp-N``: the same MLP recipe on ``N`` class-balanced Fashion-MNIST training images (the issue's
+  repeat on a second dataset; MLP only, for time).
 * ``kkt-mlp-100`` / ``kkt-mlp-100-wd``: bench/kkt_targets.py's paper recipe (Haim et al. 2022) on 100 images,
   without and with weight decay 5e-4. The first is a known leak (its weights are a combination of its
   training points' gradients).
@@ -18,8 +21,12 @@ Every model is trained by the project's own code and cached under bench/cache/ (
   unused MNIST digit with the most ink; those are ordinary digits to the model, with ordinary margins, and
   no attack singled them out.)
 
-Members given to the audit are each model's exact training set (the canary model's without its repeats);
-the reference set is the whole MNIST test set.
+Members given to the audit are each model's exact training set (the canary model's without its repeats). The
+reference (non-member) set is ``REFERENCE_SIZE`` class-balanced MNIST *training* images that the model did not
+train on (compared by pixels; seed 0), so that members and non-members come from one distribution: MNIST's
+test set was written by other people, and that shift alone read as membership (RMIA with two reference models
+gave mlp-10000 a MEDIUM finding against the test set, LOW against unused training images). ``mlp-60000``
+trains on every training image and keeps the MNIST test set; its entry says so (``reference_source``).
 """
 from __future__ import annotations
 
@@ -52,33 +59,49 @@ class Row:
     n: int             # distinct training images
     kind: str          # ladder | known_leak | control
     recipe: str
+    dataset: str = "mnist"   # a preset of auditor.lab.presets
 
 
-def _ladder(arch: str, sizes: tuple[int, ...]) -> list[Row]:
-    return [Row(f"{arch}-{n}", arch, n, "ladder", f"zoo {arch}, {n:,} balanced MNIST images, bench/common.py trained()")
+def _ladder(arch: str, sizes: tuple[int, ...], dataset: str = "mnist") -> list[Row]:
+    prefix, what = ("", "MNIST") if dataset == "mnist" else (f"{dataset.split('-')[0]}-", "Fashion-MNIST")
+    return [Row(f"{prefix}{arch}-{n}", arch, n, "ladder", f"zoo {arch}, {n:,} balanced {what} images, bench/common.py trained()", dataset)
             for n in sizes]
 
 
-FULL = [*_ladder("mlp", (50, 100, 500, 2000, 10000, 60000)), *_ladder("cnn", (50, 100, 500, 2000, 10000)),
+FULL = [*_ladder("mlp", (50, 100, 500, 1000, 2000, 10000, 60000)), *_ladder("cnn", (50, 100, 500, 2000, 10000)),
         Row("kkt-mlp-100", "kkt-mlp", 100, "known_leak", "bench/kkt_targets.py paper recipe (mnist-mlp-100)"),
         Row("kkt-mlp-100-wd", "kkt-mlp", 100, "ladder_wd", "bench/kkt_targets.py paper recipe with weight decay 5e-4 (mnist-mlp-100-wd)"),
         Row("dp-tinycnn-5000", "tinycnn-dp", 5000, "control", "bench/bench_membership.py dp_model(): Opacus DP-SGD, ε = 8, δ = 1e-5"),
         Row("canary-mlp", "mlp", CANARY_BASE + CANARIES, "known_leak",
-            f"zoo mlp, {CANARY_BASE:,} images + {CANARIES} Fashion-MNIST canaries labelled as digits x {REPEATS} repeats, 20 epochs")]
+            f"zoo mlp, {CANARY_BASE:,} images + {CANARIES} Fashion-MNIST canaries labelled as digits x {REPEATS} repeats, 20 epochs"),
+        *_ladder("mlp", (50, 100, 500, 2000, 10000), "fashion-mnist")]
 QUICK = [r for r in FULL if r.name in ("mlp-50", "mlp-500", "mlp-10000", "kkt-mlp-100", "canary-mlp")]
 
 
-def reference_set() -> LabeledImages:
-    return load_images(preset("mnist").test)
+REFERENCE_SIZE = 10_000
+LADDER_VERSION = 2   # 2: reference set from unused training images, membership with reference models
+
+
+def reference_set(members: LabeledImages, dataset: str = "mnist") -> tuple[LabeledImages, str]:
+    """``REFERENCE_SIZE`` class-balanced training images of ``dataset`` that are not members (by pixels), and where they
+    came from; its test set when fewer than that are left."""
+    ds = preset(dataset)
+    train = load_images(ds.train)
+    used = {image.numpy().tobytes() for image in members.images}
+    free = np.array([i for i, image in enumerate(train.images) if image.numpy().tobytes() not in used])
+    if len(free) < REFERENCE_SIZE:
+        return load_images(ds.test), f"{dataset}-test ({len(free):,} unused training images, fewer than {REFERENCE_SIZE:,})"
+    pick = free[balanced_subset(train.labels.numpy()[free], REFERENCE_SIZE, 0)]
+    return train.subset(torch.from_numpy(np.sort(pick))), f"{dataset}-train-unused ({len(free):,} free, {REFERENCE_SIZE:,} drawn, seed 0)"
 
 
 def _project(row: Row):
-    ds = preset("mnist")
+    ds = preset(row.dataset)
     if row.n < 60000:
-        model, _, data = trained("mnist", row.arch, row.n)
+        model, _, data = trained(row.dataset, row.arch, row.n)
         return model, data.members, ds
     train = load_images(ds.train)
-    path = CACHE / f"mnist-{row.arch}-{row.n}-s0.pt"
+    path = CACHE / f"{row.dataset}-{row.arch}-{row.n}-s0.pt"
     net = zoo.build(row.arch, train.image_shape, 10)
     if path.exists():
         net.load_state_dict(torch.load(path, weights_only=True))
@@ -121,7 +144,7 @@ def _canary(row: Row):
 
 
 def build(row: Row) -> tuple[object, AuditData, dict]:
-    """The trained classifier, its audit data (exact training set, MNIST test set) and training facts."""
+    """The trained classifier, its audit data (exact training set, unused training images) and training facts."""
     sidecar = CACHE / f"verdict-{row.name}.json"
     known = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     start = time.monotonic()
@@ -150,8 +173,11 @@ def build(row: Row) -> tuple[object, AuditData, dict]:
     if not sidecar.exists() and extra["train_seconds"] is not None:
         CACHE.mkdir(parents=True, exist_ok=True)
         sidecar.write_text(json.dumps({"train_seconds": extra["train_seconds"]}))
-    reference = reference_set()
+    reference, source = reference_set(members, row.dataset)
+    extra["reference_source"] = source
     data = AuditData(members, reference, 10, ds.class_names)
+    test = load_images(ds.test)
     facts = {**extra, "train_accuracy": model.accuracy(members.images, members.labels),
-             "test_accuracy": model.accuracy(reference.images, reference.labels)}
+             "test_accuracy": model.accuracy(test.images, test.labels),
+             "reference_accuracy": model.accuracy(reference.images, reference.labels)}
     return model, data, facts

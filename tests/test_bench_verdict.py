@@ -89,3 +89,60 @@ def test_scaled_logit_is_log_odds_of_the_label() -> None:
     x, y = torch.rand(9, 1, 4, 4), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0])
     p = torch.softmax(net(x).double(), 1).gather(1, y[:, None])[:, 0].detach()
     torch.testing.assert_close(scaled_logits(model, x, y), torch.log(p / (1 - p)))
+
+
+def test_reference_set_is_unused_training_images_balanced(datasets) -> None:
+    """The ladder's non-members: class-balanced MNIST training images, none equal to a member; the test set when too few are left."""
+    from verdict_ladder import REFERENCE_SIZE, reference_set
+
+    from auditor.data.sets import LabeledImages, balanced_subset, load_images
+    from auditor.lab.presets import preset
+
+    train = load_images(preset("mnist").train)
+    members = train.subset(balanced_subset(train.labels.numpy(), 2000, 0))
+    reference, source = reference_set(members)
+    assert source.startswith("mnist-train-unused") and len(reference) == REFERENCE_SIZE
+    assert torch.bincount(reference.labels, minlength=10).tolist() == [REFERENCE_SIZE // 10] * 10
+    flat_ref, flat_mem = reference.images.flatten(1), members.images.flatten(1)
+    for chunk in flat_ref.split(2000):   # no reference image equals any member (direct pixel comparison)
+        assert not (torch.cdist(chunk, flat_mem) == 0).any()
+    everything = LabeledImages(train.images, train.labels, "all")
+    test_set, source = reference_set(everything)
+    assert source.startswith("mnist-test") and len(test_set) == len(load_images(preset("mnist").test))
+
+
+def test_section_names_reference_sources_and_ladder_options() -> None:
+    from verdict_checks import _ladder_options, _sources
+
+    a = {"row": "mlp-50", "reference_source": "mnist-train-unused", "options": {"membership": {"reference_models": 2}, "kkt": {}}}
+    b = {"row": "mlp-60000", "reference_source": "mnist-test", "options": {"membership": {"reference_models": 2}}}
+    c = {"row": "old", "options": {}}
+    assert _sources([a]) == "mnist-train-unused"
+    assert _sources([a, b, {**a, "row": "mlp-100"}]) == "mnist-train-unused (mlp-50, mlp-100); mnist-test (mlp-60000)"
+    assert _sources([c]) == "the 10,000 MNIST test images"
+    assert _ladder_options([a, b]) == " membership: reference_models = 2."
+    assert _ladder_options([a, c]) == ""
+
+
+def test_each_dataset_is_its_own_ladder() -> None:
+    """MNIST and Fashion-MNIST rows of one architecture are ranked separately: each ladder needs its own order."""
+    mnist = [_entry(f"mlp-{n}", "mlp", n, s) for n, s in ((50, 3.0), (500, 2.0), (10000, 1.0))]
+    fashion = [{**_entry(f"fashion-mlp-{n}", "mlp", n, s), "dataset": "fashion-mnist"} for n, s in ((50, 1.0), (500, 2.0), (10000, 3.0))]
+    found = {c["check"]: c for c in checks(mnist + fashion)}
+    assert found["Spearman(score, -log n) for mlp >= 0.9"]["value"] == 1.0
+    assert found["Spearman(score, -log n) for fashion-mnist mlp >= 0.9"]["value"] == -1.0
+
+
+def test_reference_shift_section_counts_alarms_per_reference_set() -> None:
+    from bench_reference_shift import render
+
+    base = {"reference_source": "x", "rule": "auc", "seconds": 9.0, "auc": 0.56, "auc_ci_low": 0.55, "tpr_at_1pct_fpr": 0.02,
+            "tpr_at_1pct_fpr_ci_low": 0.015, "members_above_heldout": 9.0, "exposure_p_value": 0.002, "members_scored": 5000.0,
+            "heldout_scored": 5000.0}
+    rows = [{**base, "row": "mlp-10000", "reference": "test", "severity": "medium"},
+            {**base, "row": "mlp-10000", "reference": "unused-train", "severity": "low"},
+            {**base, "row": "canary-mlp", "reference": "unused-train", "severity": "high"}]
+    text = render({"rows": rows})
+    assert text.startswith("<!-- bench_reference_shift:start -->") and text.rstrip().endswith("<!-- bench_reference_shift:end -->")
+    assert "1 against the test set (mlp-10000), 0 against unused training images (none)" in text
+    assert "| canary-mlp | unused-train | 0.560 [0.550] | 2.0% (≥ 1.5%) | not supported | 9 of 5,000 (0.002) | **high** (auc) | 9 |" in text

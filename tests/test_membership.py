@@ -240,6 +240,12 @@ def test_exposed_members_are_reported_where_a_model_memorised(memorised):
     k, p = out.metrics["members_above_heldout"], out.metrics["exposure_p_value"]
     assert k >= 10 and p < 1e-6 and k == int(k)
     assert any(note.startswith(f"Exposed members: {int(k)} of the 60 members") for note in out.notes)
+    table = next(t for t in out.tables if t.title == "Most exposed members")
+    indices = [row[0] for row in table.rows]
+    assert len(indices) == 20 == len(set(indices)) and all(0 <= i < 60 for i in indices)
+    assert 0 < sum(row[-1] == "yes" for row in table.rows) <= k
+    scores = [row[2] for row in table.rows if row[-1] == "yes"]
+    assert min(scores) > max((row[2] for row in table.rows if row[-1] == "no"), default=-np.inf) or len(scores) == 20
     _, fresh = _attack(net, _noise_set(300, 12), _noise_set(600, 13))   # never trained on: nothing stands out
     assert fresh.metrics["exposure_p_value"] > 1e-3
 

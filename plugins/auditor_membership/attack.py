@@ -12,6 +12,7 @@ from auditor import (
     AttackResult,
     Capability,
     CapabilityError,
+    Figure,
     Finding,
     Metric,
     RunContext,
@@ -137,13 +138,15 @@ class MembershipInference(Attack):
         notes += self._support_notes(evaluations[primary], primary)
         notes.append(self._exposure_note(evaluations[primary], len(m_idx), len(held_pos)))
         figures = [roc_figure({n: (scores["members"][n], scores["held_out"][n]) for n in names}, primary, len(held_pos))]
+        tables = [self._table(evaluations, primary, len(m_idx), len(cal_pos), len(held_pos), level)]
         if cfg.exposed_members:
-            figures.append(self._exposed(data, m_idx, scores, y, primary, cfg.exposed_members))
+            figure, table = self._exposed(data, m_idx, scores, y, primary, cfg.exposed_members)
+            figures.append(figure)
+            tables.append(table)
         notes.insert(0, f"Primary score: {primary} (declared before the run: "
                         f"{'configured' if cfg.primary != 'auto' else 'rmia with offline reference models, lira with online ones, scaled_logit without'}); "
                         "picking the best score after the fact would bias the result upwards.")
-        return AttackOutput(metrics=metrics, tables=[self._table(evaluations, primary, len(m_idx), len(cal_pos), len(held_pos), level)],
-                            figures=figures, notes=notes, score=False)
+        return AttackOutput(metrics=metrics, tables=tables, figures=figures, notes=notes, score=False)
 
     def _rmia(self, model: Classifier, data: AuditData, images: dict, labels: dict, scores: dict, ctx: RunContext,
               cfg: MembershipConfig) -> tuple[list[str], int]:
@@ -215,11 +218,22 @@ class MembershipInference(Attack):
                 "set by the TPR and AUC rules, not by this count.")
 
     @staticmethod
-    def _exposed(data: AuditData, m_idx: np.ndarray, scores: dict, y: dict, primary: str, count: int):
-        p = class_pvalues(scores["calibration"][primary], y["calibration"], scores["members"][primary], y["members"])
-        order = np.lexsort((-scores["members"][primary], p))[:count]
+    def _exposed(data: AuditData, m_idx: np.ndarray, scores: dict, y: dict, primary: str, count: int) -> tuple[Figure, Table]:
+        """The most exposed members: their picture (private) and a table of their positions in the member set, so that they
+        can be found and removed or deduplicated."""
+        member_scores = scores["members"][primary]
+        p = class_pvalues(scores["calibration"][primary], y["calibration"], member_scores, y["members"])
+        order = np.lexsort((-member_scores, p))[:count]
         names = [data.class_name(c) for c in y["members"][order]]
-        return exposed_members_figure(data.members.images[torch.from_numpy(m_idx[order])], names, p[order], primary)
+        top = float(scores["held_out"][primary].max())
+        table = Table(title="Most exposed members", columns=["member index", "class", f"{primary} score", "class p-value",
+                                                             "above every held-out non-member"],
+                      rows=[[int(m_idx[i]), names[j], round(float(member_scores[i]), 4), float(f"{p[i]:.3g}"),
+                             "yes" if member_scores[i] > top else "no"] for j, i in enumerate(order)],
+                      caption="Member index: the position in the member set the audit was given (0-based). Class p-value: the "
+                              "share of the class's calibration non-members scoring at least as member-like. Ordered as the figure.")
+        figure = exposed_members_figure(data.members.images[torch.from_numpy(m_idx[order])], names, p[order], primary)
+        return figure, table
 
     @staticmethod
     def _table(evaluations: dict[str, ScoreEvaluation], primary: str, n_m: int, n_c: int, n_h: int, level: float) -> Table:

@@ -1,0 +1,118 @@
+"""Does the choice of non-members move the membership verdict? The same models, the same attack, two reference sets.
+
+    OMP_NUM_THREADS=1 python bench/bench_reference_shift.py            # every row, both reference sets
+    python bench/bench_reference_shift.py --docs                       # only rewrite the docs section from the JSON
+
+The membership plugin with two reference models (the verdict ladder's setting) audits each model twice:
+against the MNIST test set, and against class-balanced MNIST training images that the model did not train on
+(bench/verdict_ladder.py's ``reference_set``). MNIST's test digits were written by other people than its
+training digits, so the first compares members with a shifted population: anything that separates the two
+writer pools reads as membership. The second draws members and non-members from one pool, so only what the
+model learned from its members separates them. The rows are ladder models (bench/verdict_ladder.py): two of
+10,000 images (safe by the ladder's definition), the canary model and its control without canaries.
+Writes bench/results/reference_shift.json and its section of docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402 - imported after OMP_NUM_THREADS is set
+from common import table, write_json  # noqa: E402 - imported after sys.path is set
+
+log = logging.getLogger("bench.reference_shift")
+ROWS = ("mlp-10000", "cnn-10000", "mlp-1000", "canary-mlp")
+OPTIONS = {"reference_models": 2}
+KEYS = ("auc", "auc_ci_low", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_at_0.1pct_fpr", "tpr_at_0.1pct_fpr_ci_low",
+        "members_above_heldout", "exposure_p_value", "members_scored", "heldout_scored")
+START, END = "<!-- bench_reference_shift:start -->", "<!-- bench_reference_shift:end -->"
+
+
+def audit(name: str, which: str) -> dict:
+    """The membership plugin on ladder row ``name`` against ``which`` non-members (``test`` or ``unused-train``)."""
+    from verdict_ladder import FULL, build
+
+    from auditor.data.sets import AuditData, load_images
+    from auditor.engine.config import AuditConfig
+    from auditor.engine.plugins import get_plugin_manager
+    from auditor.engine.runner import run_audit
+    from auditor.lab.presets import preset
+    from auditor.models.model import ModelSpec
+
+    row = next(r for r in FULL if r.name == name)
+    model, data, facts = build(row)
+    source = facts["reference_source"]
+    if which == "test":
+        data, source = AuditData(data.members, load_images(preset(row.dataset).test), 10, data.class_names), f"{row.dataset}-test"
+    config = AuditConfig.model_validate({"model": ModelSpec(source=f"bench:shift-{name}").model_dump(),
+                                         "run": {"plugins": ["membership"], "show_progress": False, "seed": 0},
+                                         "attacks": {"membership": OPTIONS}})
+    start = time.monotonic()
+    report = run_audit(config, get_plugin_manager(), model=model, data=data)
+    (result,) = [r for r in report.results if r.attack == "membership"]
+    (finding,) = result.findings
+    return {"row": name, "reference": which, "reference_source": source, "severity": finding.severity.value,
+            "rule": finding.metric, "seconds": round(time.monotonic() - start, 1),
+            **{k: result.metrics.get(k) for k in KEYS}}
+
+
+def render(payload: dict) -> str:
+    rows = payload["rows"]
+    lines = [START, "## Membership against shifted and unshifted non-members", "",
+             f"`python bench/bench_reference_shift.py` (generated from bench/results/reference_shift.json, {payload.get('created', '')}): "
+             "the membership plugin with two reference models on ladder models, against the MNIST test set and against "
+             "unused MNIST training images. Exposed: members above every held-out non-member (`p`: the chance of that many "
+             "without leakage).", "",
+             "| model | non-members | AUC | TPR @ 1% FPR | TPR @ 0.1% FPR | exposed (p) | level (rule) | s |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['row']} | {r['reference']} | {r['auc']:.3f} [{r['auc_ci_low']:.3f}] | {_pct(r, '1pct')} | {_pct(r, '0.1pct')} | "
+                     f"{r['members_above_heldout']:.0f} of {r['members_scored']:,.0f} ({r['exposure_p_value']:.2g}) | "
+                     f"**{r['severity']}** ({r['rule']}) | {r['seconds']:.0f} |")
+    shifted = [r for r in rows if r["reference"] == "test" and r["row"].endswith("-10000") and r["severity"] in ("medium", "high")]
+    same = [r for r in rows if r["reference"] == "unused-train" and r["row"].endswith("-10000") and r["severity"] in ("medium", "high")]
+    lines += ["", f"Models of 10,000 images at MEDIUM or above: {len(shifted)} against the test set "
+                  f"({', '.join(r['row'] for r in shifted) or 'none'}), {len(same)} against unused training images "
+                  f"({', '.join(r['row'] for r in same) or 'none'}).", END]
+    return "\n".join(lines) + "\n"
+
+
+def _pct(r: dict, key: str) -> str:
+    value, low = r.get(f"tpr_at_{key}_fpr"), r.get(f"tpr_at_{key}_fpr_ci_low")
+    return "not supported" if value is None else f"{value:.1%} (≥ {low:.1%})"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--docs", action="store_true", help="only rewrite the docs section from the JSON")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    log.setLevel(logging.INFO)
+    out = HERE / "results" / "reference_shift.json"
+    if not args.docs:
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        rows = []
+        for name in ROWS:
+            for which in ("test", "unused-train"):
+                rows.append(audit(name, which))
+                log.info("%s against %s: %s (%s), AUC %.3f, %s exposed", name, which, rows[-1]["severity"], rows[-1]["rule"],
+                         rows[-1]["auc"], rows[-1]["members_above_heldout"])
+        write_json("reference_shift", {"options": OPTIONS, "rows": rows}, out)
+    import json
+
+    from sections import write
+
+    payload = json.loads(out.read_text())
+    print(table(payload["rows"], ["row", "reference", "auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "members_above_heldout",
+                                  "exposure_p_value", "severity", "rule", "seconds"]))
+    write("bench_reference_shift")
+
+
+if __name__ == "__main__":
+    main()
