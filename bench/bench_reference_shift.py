@@ -111,7 +111,8 @@ def main() -> None:
     payload = json.loads(out.read_text())
     print(table(payload["rows"], ["row", "reference", "auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "members_above_heldout",
                                   "exposure_p_value", "severity", "rule", "seconds"]))
-    write("bench_reference_shift")
+    for line in write(["bench_reference_shift"]):
+        log.info("wrote %s", line)
 
 
 if __name__ == "__main__":
