@@ -179,10 +179,11 @@ def _control_text(entries: list[dict], canary: dict) -> str:
 
 
 def _sources(entries: list[dict]) -> str:
-    """Where each row's reference set came from (rows of the same source grouped)."""
+    """Where each row's reference set came from (rows of the same kind of source grouped; the JSON has the counts)."""
     groups: dict[str, list[str]] = {}
     for e in entries:
-        groups.setdefault(e.get("reference_source") or "the 10,000 MNIST test images", []).append(e["row"])
+        source = (e.get("reference_source") or "the 10,000 MNIST test images").split(" (")[0]   # the kind, not the counts
+        groups.setdefault(source, []).append(e["row"])
     if len(groups) == 1:
         return next(iter(groups))
     return "; ".join(f"{src} ({', '.join(rows)})" for src, rows in sorted(groups.items(), key=lambda g: -len(g[1])))
