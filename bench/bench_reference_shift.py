@@ -15,6 +15,7 @@ Writes bench/results/reference_shift.json and its section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -35,22 +36,27 @@ KEYS = ("auc", "auc_ci_low", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low", "tpr_a
 START, END = "<!-- bench_reference_shift:start -->", "<!-- bench_reference_shift:end -->"
 
 
-def audit(name: str, which: str) -> dict:
-    """The membership plugin on ladder row ``name`` against ``which`` non-members (``test`` or ``unused-train``)."""
+def audit_row(name: str) -> list[dict]:
+    """The membership plugin on ladder row ``name``, against the test set and against unused training images."""
     from verdict_ladder import FULL, build
 
     from auditor.data.sets import AuditData, load_images
-    from auditor.engine.config import AuditConfig
-    from auditor.engine.plugins import get_plugin_manager
-    from auditor.engine.runner import run_audit
     from auditor.lab.presets import preset
-    from auditor.models.model import ModelSpec
 
     row = next(r for r in FULL if r.name == name)
     model, data, facts = build(row)
-    source = facts["reference_source"]
-    if which == "test":
-        data, source = AuditData(data.members, load_images(preset(row.dataset).test), 10, data.class_names), f"{row.dataset}-test"
+    test = AuditData(data.members, load_images(preset(row.dataset).test), 10, data.class_names)
+    return [audit(model, name, "test", test, f"{row.dataset}-test"),
+            audit(model, name, "unused-train", data, facts["reference_source"])]
+
+
+def audit(model, name: str, which: str, data, source: str) -> dict:
+    """One membership audit of ``model`` (ladder row ``name``) with ``data``'s non-members (``which``, from ``source``)."""
+    from auditor.engine.config import AuditConfig
+    from auditor.engine.plugins import get_plugin_manager
+    from auditor.engine.runner import run_audit
+    from auditor.models.model import ModelSpec
+
     config = AuditConfig.model_validate({"model": ModelSpec(source=f"bench:shift-{name}").model_dump(),
                                          "run": {"plugins": ["membership"], "show_progress": False, "seed": 0},
                                          "attacks": {"membership": OPTIONS}})
@@ -58,9 +64,11 @@ def audit(name: str, which: str) -> dict:
     report = run_audit(config, get_plugin_manager(), model=model, data=data)
     (result,) = [r for r in report.results if r.attack == "membership"]
     (finding,) = result.findings
-    return {"row": name, "reference": which, "reference_source": source, "severity": finding.severity.value,
-            "rule": finding.metric, "seconds": round(time.monotonic() - start, 1),
-            **{k: result.metrics.get(k) for k in KEYS}}
+    entry = {"row": name, "reference": which, "reference_source": source, "severity": finding.severity.value,
+             "rule": finding.metric, "seconds": round(time.monotonic() - start, 1), **{k: result.metrics.get(k) for k in KEYS}}
+    log.info("%s against %s: %s (%s), AUC %.3f, %s exposed", name, which, entry["severity"], entry["rule"], entry["auc"],
+             entry["members_above_heldout"])
+    return entry
 
 
 def render(payload: dict) -> str:
@@ -97,15 +105,8 @@ def main() -> None:
     out = HERE / "results" / "reference_shift.json"
     if not args.docs:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-        rows = []
-        for name in ROWS:
-            for which in ("test", "unused-train"):
-                rows.append(audit(name, which))
-                log.info("%s against %s: %s (%s), AUC %.3f, %s exposed", name, which, rows[-1]["severity"], rows[-1]["rule"],
-                         rows[-1]["auc"], rows[-1]["members_above_heldout"])
+        rows = [entry for name in ROWS for entry in audit_row(name)]
         write_json("reference_shift", {"options": OPTIONS, "rows": rows}, out)
-    import json
-
     from sections import write
 
     payload = json.loads(out.read_text())

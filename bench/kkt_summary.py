@@ -32,6 +32,12 @@ def _count(e: dict) -> str:
     return f"{e['distinct_members']} ({e['likely_copies']} copies{'' if p is None else f', p {p:.2g}'}{threads})"
 
 
+def _effort(e: dict, joiner: str = " in ") -> str:
+    """The optimiser steps and independent runs behind an entry."""
+    metrics = e.get("metrics", {})
+    return f"{int(metrics.get('steps', 0)):,} steps{joiner}{int(metrics.get('restarts', 1))} run(s)"
+
+
 def _best(entries: list[dict], row: str, gpu: bool, budget: float) -> dict | None:
     fits = [e for e in entries if e["row"] == row and e["method"] == "kkt" and not e.get("variant")
             and (_device(e) != "cpu") == gpu and e["budget_s"] <= budget]
@@ -50,8 +56,7 @@ def target_lines(entries: list[dict]) -> list[str]:
         verdict += "; goal met" if got >= GOAL else f"; goal missed by {GOAL - got}"
         shared = f", {best.get('concurrent', 1)} processes sharing it" if best.get("concurrent", 1) > 1 else ""
         out.append(f"* Within {budget:,.0f} s on {where} ({_device(best)}{shared}): best **{got}** distinct members as likely "
-                   f"copies, at {best['budget_s']:,.0f} s, {int(best.get('metrics', {}).get('steps', 0)):,} steps in "
-                   f"{int(best.get('metrics', {}).get('restarts', 1))} run(s), {best['likely_copies']} likely copies, binomial p "
+                   f"copies, at {best['budget_s']:,.0f} s, {_effort(best)}, {best['likely_copies']} likely copies, binomial p "
                    f"{best['p_value']:.2g} against the null rate {best['null_copy_rate']:.3f}: {verdict}.")
     return out
 
@@ -61,8 +66,8 @@ def variant_line(entries: list[dict]) -> str | None:
     runs = [e for e in entries if e["row"] == TARGET_ROW and e["method"] == "kkt" and e.get("variant")]
     if not runs:
         return None
-    cells = [f"{e['variant']} {_count(e)} ({_device(e)}, {e['budget_s']:,.0f} s, {int(e.get('metrics', {}).get('steps', 0)):,} steps, "
-             f"{int(e.get('metrics', {}).get('restarts', 1))} run(s))" for e in sorted(runs, key=lambda e: e["variant"])]
+    cells = [f"{e['variant']} {_count(e)} ({_device(e)}, {e['budget_s']:,.0f} s, {_effort(e, ', ')})"
+             for e in sorted(runs, key=lambda e: e["variant"])]
     return "* Other option sets on this row (`--variant`): " + "; ".join(cells) + "."
 
 

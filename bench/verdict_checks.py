@@ -8,6 +8,7 @@ from scipy.stats import spearmanr
 
 RHO_BAR = 0.9
 RECONSTRUCTION_ORDER = ("kkt", "tldr", "inversion")
+CANARY_CONTROL = "mlp-1000"   # bench/verdict_ladder.py: the canary model's CANARY_BASE images and steps, without canaries
 
 
 def _spearman(rows: list[dict], key: str) -> float | None:
@@ -19,10 +20,13 @@ def _spearman(rows: list[dict], key: str) -> float | None:
     return None if math.isnan(rho) else round(float(rho), 9)
 
 
+def _dataset(entry: dict) -> str:
+    return entry.get("dataset", "mnist")   # rows written before the Fashion-MNIST ladder are MNIST
+
+
 def _family(entry: dict) -> str:
     """A ladder's name: the architecture, prefixed by the dataset when it is not MNIST."""
-    dataset = entry.get("dataset", "mnist")
-    return entry["arch"] if dataset == "mnist" else f"{dataset} {entry['arch']}"
+    return entry["arch"] if _dataset(entry) == "mnist" else f"{_dataset(entry)} {entry['arch']}"
 
 
 SEVERITY_RANK = {"none": 0, "info": 1, "low": 2, "medium": 3, "high": 4}
@@ -119,7 +123,7 @@ def render(payload: dict, profile: str, start: str, end: str, heading: bool = Tr
              "ladder and is checked beside the leakage score below. Other attacks: their highest finding.", "",
              "| model | n | train / test acc | " + " | ".join(attacks) + " | leakage score | membership AUC / TPR@1% | highest | gate | audit s | train s |",
              "|---|---|---|" + "---|" * len(attacks) + "---|---|---|---|---|---|"]
-    for e in sorted(entries, key=lambda e: (e["kind"] != "ladder", e.get("dataset", "mnist") != "mnist", _family(e), e["n_train"], e["row"])):
+    for e in sorted(entries, key=lambda e: (e["kind"] != "ladder", _dataset(e) != "mnist", _family(e), e["n_train"], e["row"])):
         tpr, auc = e.get("membership_tpr_at_1pct_fpr"), e.get("membership_auc")
         cells = " | ".join(_attack_cell(e["attacks"].get(a)) for a in attacks)
         lines.append(f"| {e['row']} | {e['n_train']:,} | {e['train_accuracy']:.3f} / {e['test_accuracy']:.3f} | {cells} | "
@@ -166,16 +170,19 @@ def _exposure_text(exposed: dict | None, canaries: int) -> str:
 
 def _control_text(entries: list[dict], canary: dict) -> str:
     """The canary model beside its control (the same images and steps without canaries), so that its level is read fairly."""
-    control = next((e for e in entries if e["row"] == "mlp-1000"), None)
+    control = next((e for e in entries if e["row"] == CANARY_CONTROL), None)
     if control is None:
         return ""
-    def exposed(e: dict) -> str:
-        k = e["attacks"].get("membership", {}).get("members_above_heldout")
-        return "" if k is None else f", {k:.0f} members above every held-out non-member"
-    return (f" Its control, mlp-1000 (the same 1,000 images and optimiser steps, no canaries): highest finding "
-            f"{control['highest'] or 'none'}{exposed(control)}; the canary model: {canary['highest'] or 'none'}{exposed(canary)}. "
-            "Where both are HIGH, the level comes from the 1,000-image model's own leakage; the canaries show in which "
-            "members are exposed.")
+    n = control["n_train"]
+    return (f" Its control, {CANARY_CONTROL} (the same {n:,} images and optimiser steps, no canaries): highest finding "
+            f"{control['highest'] or 'none'}{_exposed_count(control)}; the canary model: {canary['highest'] or 'none'}"
+            f"{_exposed_count(canary)}. Where both are HIGH, the level comes from the {n:,}-image model's own leakage; the "
+            "canaries show in which members are exposed.")
+
+
+def _exposed_count(entry: dict) -> str:
+    k = entry["attacks"].get("membership", {}).get("members_above_heldout")
+    return "" if k is None else f", {k:.0f} members above every held-out non-member"
 
 
 def _sources(entries: list[dict]) -> str:
