@@ -1,6 +1,7 @@
 """Does the choice of non-members move the membership verdict? The same models, the same attack, two reference sets.
 
-    OMP_NUM_THREADS=1 python bench/bench_reference_shift.py            # every row, both reference sets
+    OMP_NUM_THREADS=1 python bench/bench_reference_shift.py            # every row, both reference sets, one thread
+    OMP_NUM_THREADS=2 python bench/bench_reference_shift.py            # the same with two threads (rows are kept per thread count)
     python bench/bench_reference_shift.py --docs                       # only rewrite the docs section from the JSON
 
 The membership plugin with two reference models (the verdict ladder's setting) audits each model twice:
@@ -64,7 +65,7 @@ def audit(model, name: str, which: str, data, source: str) -> dict:
     report = run_audit(config, get_plugin_manager(), model=model, data=data)
     (result,) = [r for r in report.results if r.attack == "membership"]
     (finding,) = result.findings
-    entry = {"row": name, "reference": which, "reference_source": source, "severity": finding.severity.value,
+    entry = {"row": name, "reference": which, "threads": torch.get_num_threads(), "reference_source": source, "severity": finding.severity.value,
              "rule": finding.metric, "seconds": round(time.monotonic() - start, 1), **{k: result.metrics.get(k) for k in KEYS}}
     log.info("%s against %s: %s (%s), AUC %.3f, %s exposed", name, which, entry["severity"], entry["rule"], entry["auc"],
              entry["members_above_heldout"])
@@ -78,17 +79,27 @@ def render(payload: dict) -> str:
              "the membership plugin with two reference models on ladder models, against the MNIST test set and against "
              "unused MNIST training images. Exposed: members above every held-out non-member (`p`: the chance of that many "
              "without leakage).", "",
-             "| model | non-members | AUC | TPR @ 1% FPR | TPR @ 0.1% FPR | exposed (p) | level (rule) | s |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['row']} | {r['reference']} | {r['auc']:.3f} [{r['auc_ci_low']:.3f}] | {_pct(r, '1pct')} | {_pct(r, '0.1pct')} | "
+             "Torch threads change the reference models' floating-point sums and so their training: rows that differ only "
+             "in threads show how much of a level is that noise.", "",
+             "| model | non-members | threads | AUC | TPR @ 1% FPR | TPR @ 0.1% FPR | exposed (p) | level (rule) | s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (ROWS.index(r["row"]) if r["row"] in ROWS else len(ROWS), r["reference"], _threads(r))):
+        lines.append(f"| {r['row']} | {r['reference']} | {_threads(r)} | {r['auc']:.3f} [{r['auc_ci_low']:.3f}] | {_pct(r, '1pct')} | {_pct(r, '0.1pct')} | "
                      f"{r['members_above_heldout']:.0f} of {r['members_scored']:,.0f} ({r['exposure_p_value']:.2g}) | "
                      f"**{r['severity']}** ({r['rule']}) | {r['seconds']:.0f} |")
-    shifted = [r for r in rows if r["reference"] == "test" and r["row"].endswith("-10000") and r["severity"] in ("medium", "high")]
-    same = [r for r in rows if r["reference"] == "unused-train" and r["row"].endswith("-10000") and r["severity"] in ("medium", "high")]
-    lines += ["", f"Models of 10,000 images at MEDIUM or above: {len(shifted)} against the test set "
-                  f"({', '.join(r['row'] for r in shifted) or 'none'}), {len(same)} against unused training images "
-                  f"({', '.join(r['row'] for r in same) or 'none'}).", END]
+    lines.append("")
+    for threads in sorted({_threads(r) for r in rows}):
+        alarms = {which: [r["row"] for r in rows if r["reference"] == which and _threads(r) == threads and r["row"].endswith("-10000")
+                          and r["severity"] in ("medium", "high")] for which in ("test", "unused-train")}
+        lines.append(f"Models of 10,000 images at MEDIUM or above, {threads} thread(s): {len(alarms['test'])} against the test set "
+                     f"({', '.join(alarms['test']) or 'none'}), {len(alarms['unused-train'])} against unused training images "
+                     f"({', '.join(alarms['unused-train']) or 'none'}).")
+    lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def _threads(r: dict) -> int:
+    return r.get("threads", 1)   # the first rows were written by one-thread runs before the field existed
 
 
 def _pct(r: dict, key: str) -> str:
@@ -105,12 +116,15 @@ def main() -> None:
     out = HERE / "results" / "reference_shift.json"
     if not args.docs:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-        rows = [entry for name in ROWS for entry in audit_row(name)]
-        write_json("reference_shift", {"options": OPTIONS, "rows": rows}, out)
+        new = [entry for name in ROWS for entry in audit_row(name)]
+        fresh = {(e["row"], e["reference"], e["threads"]) for e in new}
+        kept = [e for e in (json.loads(out.read_text())["rows"] if out.exists() else [])
+                if (e["row"], e["reference"], _threads(e)) not in fresh]
+        write_json("reference_shift", {"options": OPTIONS, "rows": kept + new}, out)
     from sections import write
 
     payload = json.loads(out.read_text())
-    print(table(payload["rows"], ["row", "reference", "auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "members_above_heldout",
+    print(table(payload["rows"], ["row", "reference", "threads", "auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "members_above_heldout",
                                   "exposure_p_value", "severity", "rule", "seconds"]))
     for line in write(["bench_reference_shift"]):
         log.info("wrote %s", line)

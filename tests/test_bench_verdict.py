@@ -142,7 +142,9 @@ def test_reference_shift_section_counts_alarms_per_reference_set() -> None:
     rows = [{**base, "row": "mlp-10000", "reference": "test", "severity": "medium"},
             {**base, "row": "mlp-10000", "reference": "unused-train", "severity": "low"},
             {**base, "row": "canary-mlp", "reference": "unused-train", "severity": "high"}]
+    rows.append({**base, "row": "mlp-10000", "reference": "test", "severity": "low", "threads": 2})   # another thread count
     text = render({"rows": rows})
     assert text.startswith("<!-- bench_reference_shift:start -->") and text.rstrip().endswith("<!-- bench_reference_shift:end -->")
-    assert "1 against the test set (mlp-10000), 0 against unused training images (none)" in text
-    assert "| canary-mlp | unused-train | 0.560 [0.550] | 2.0% (≥ 1.5%) | not supported | 9 of 5,000 (0.002) | **high** (auc) | 9 |" in text
+    assert "1 thread(s): 1 against the test set (mlp-10000), 0 against unused training images (none)" in text
+    assert "2 thread(s): 0 against the test set (none), 0 against unused training images (none)" in text
+    assert "| canary-mlp | unused-train | 1 | 0.560 [0.550] | 2.0% (≥ 1.5%) | not supported | 9 of 5,000 (0.002) | **high** (auc) | 9 |" in text
